@@ -1,0 +1,163 @@
+"""The `actiscope` command: one subcommand per library call; handlers parse, call, and print.
+
+Every user mistake ends as one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from actiscope import __version__
+from actiscope.errors import ActiscopeError
+
+log = logging.getLogger("actiscope")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="inspect and split datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=ArgumentParser)
+
+    inspect = data_sub.add_parser("inspect", help="what is in a dataset and what is wrong with it")
+    _add_dataset_args(inspect)
+    inspect.add_argument("--out", type=Path, help="folder for inspect.json and samples.png")
+    inspect.add_argument(
+        "--near-distance",
+        type=int,
+        default=4,
+        metavar="BITS",
+        help="perceptual-hash distance that counts as a near duplicate (-1: exact only)",
+    )
+    inspect.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    inspect.set_defaults(handler=cmd_data_inspect)
+
+    split = data_sub.add_parser("split", help="stratified, duplicate-aware train/val/test split")
+    _add_dataset_args(split)
+    split.add_argument("--out", type=Path, required=True, help="the split manifest to write (split.json)")
+    split.add_argument("--val", type=float, default=0.15)
+    split.add_argument("--test", type=float, default=0.15)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--near-distance", type=int, default=4, metavar="BITS")
+    split.add_argument("--workers", type=int, default=None)
+    split.set_defaults(handler=cmd_data_split)
+
+
+def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    from actiscope.data.formats import READERS
+
+    parser.add_argument("data", type=Path, metavar="DATA", help="dataset folder or CSV file")
+    parser.add_argument("--format", choices=sorted(READERS), help="dataset layout (default: detected)")
+    parser.add_argument("--images", type=Path, help="image folder of a CSV dataset, when not beside the CSV")
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from actiscope.data.formats import load_dataset
+    from actiscope.data.inspect import inspect_dataset, write_report
+
+    dataset = load_dataset(args.data, args.format, images=args.images)
+    report = inspect_dataset(dataset, max_distance=args.near_distance, workers=args.workers)
+    _print_inspect(report)
+    if args.out:
+        for path in write_report(report, dataset, args.out):
+            print(f"wrote {path}")
+    return 1 if report.has_problems else 0
+
+
+def _print_inspect(report: object) -> None:
+    r = report
+    print(f"{r.root}: {r.format} layout, {r.kind}s, {r.num_files} files, {len(r.classes)} classes")
+    for note in r.notes:
+        print(f"  note: {note}")
+    if r.classes:
+        width = max(len(c) for c in r.classes)
+        for name, count in r.classes.items():
+            print(f"  {name:<{width}}  {count}")
+        print(f"imbalance ratio (largest/smallest class): {r.imbalance_ratio:.2f}")
+    if r.splits:
+        print("splits defined by the layout: " + ", ".join(f"{k} {v}" for k, v in sorted(r.splits.items())))
+    stats = r.image_stats
+    if stats:
+        w, h = stats["width"], stats["height"]
+        print(
+            f"image size: width {w['min']}-{w['max']} (median {w['median']:g}), "
+            f"height {h['min']}-{h['max']} (median {h['median']:g}); modes {stats['modes']}"
+        )
+    problems = [
+        (r.unreadable, "unreadable files", lambda u: f"{u['path']}: {u['reason']}"),
+        (r.missing, "CSV rows naming missing files", lambda m: f"row {m['row']}: {m['filename']}"),
+        (r.label_typos, "labels that look like typos",
+         lambda t: f"{t['label']!r} ({t['count']}) looks like {t['looks_like']!r}"),
+        (r.leakage, "duplicate groups that leak (cross splits or carry different labels)",
+         lambda g: f"{g.kind}: " + ", ".join(f"{f} [{lab}/{s or '-'}]" for f, lab, s in zip(g.files, g.labels, g.splits, strict=True))),
+    ]  # fmt: skip
+    for items, title, fmt in problems:
+        if items:
+            print(f"{len(items)} {title}:")
+            for item in items[:20]:
+                print(f"  {fmt(item)}")
+            if len(items) > 20:
+                print(f"  ... and {len(items) - 20} more (all in inspect.json)")
+    harmless = len(r.duplicates) - len(r.leakage)
+    if harmless:
+        print(f"{harmless} duplicate groups within one split and label (harmless, but they weigh double)")
+    if r.ignored:
+        print(f"{len(r.ignored)} files ignored (not images or clips), e.g. {r.ignored[0]}")
+    print(
+        "problems found: files that cannot be used or leakage"
+        if r.has_problems
+        else "clean: no unusable files, no leakage"
+    )
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from actiscope.data.formats import load_dataset
+    from actiscope.data.split import SPLITS, make_split
+
+    dataset = load_dataset(args.data, args.format, images=args.images)
+    manifest = make_split(dataset, val=args.val, test=args.test, seed=args.seed,
+                          max_distance=args.near_distance, workers=args.workers)  # fmt: skip
+    manifest.save(args.out)
+    counts = manifest.counts()
+    print(", ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS) + f" ({len(manifest.classes)} classes)")
+    for item in manifest.dropped:
+        print(f"dropped {item['path']}: {item['reason']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="actiscope", description="Recognise human actions in images and clips.")
+    parser.add_argument("--version", action="version", version=f"actiscope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    _add_data_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ActiscopeError as exc:
+        print(f"actiscope: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("actiscope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

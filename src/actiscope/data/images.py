@@ -1,0 +1,120 @@
+"""One safe way to turn a file into an RGB image.
+
+Everything that reads pixels (inspect, training, prediction, the web app) goes through `load_image`,
+so EXIF orientation, odd colour modes, decompression bombs and truncated files are handled once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from actiscope.errors import DataError
+
+# Never paper over a truncated file: a half image is reported, not learned from.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "MPO"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; larger is a bomb or a scan, not an action photo
+
+Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels
+
+
+class ImageReadError(DataError):
+    """A file that is not a usable image; the message names the file and the reason."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_image(
+    source: str | Path | BinaryIO,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    box: Box | None = None,
+    margin: float = 0.0,
+) -> Image.Image:
+    """Decode `source` to an 8-bit RGB image, upright, optionally cropped to `box` (+ `margin`).
+
+    Raises ImageReadError naming the file for anything that is not a whole image of an allowed format.
+    """
+    name = str(source) if isinstance(source, str | Path) else getattr(source, "name", "<uploaded image>")
+    try:
+        with Image.open(source) as im:
+            if im.format not in ALLOWED_FORMATS:
+                raise ImageReadError(name, f"format {im.format} is not an allowed image format")
+            width, height = im.size
+            # Checked on the header, before a single pixel is decoded.
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    name, f"{width}x{height} pixels is over the limit of {max_pixels} (decompression bomb?)"
+                )
+            im.load()
+            rgb = to_rgb(ImageOps.exif_transpose(im))
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(name, "not an image (unrecognised file contents)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(name, f"decompression bomb refused ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason:
+            reason = "truncated file (image data ends early)"
+        raise ImageReadError(name, reason) from None
+    if box is not None:
+        rgb = rgb.crop(crop_box(box, rgb.size, margin))
+    return rgb
+
+
+def crop_box(box: Box, size: tuple[int, int], margin: float = 0.0) -> tuple[int, int, int, int]:
+    """The pixel rectangle of `box` grown by `margin` (a fraction of its size) and clamped to the image."""
+    xmin, ymin, xmax, ymax = box
+    width, height = size
+    dx, dy = (xmax - xmin) * margin, (ymax - ymin) * margin
+    left = max(0, round(xmin - dx))
+    top = max(0, round(ymin - dy))
+    right = min(width, round(xmax + dx))
+    bottom = min(height, round(ymax + dy))
+    if right <= left or bottom <= top:  # a box outside the image: keep the whole image
+        return 0, 0, width, height
+    return left, top, right, bottom
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB without the usual traps (16-bit white-out, black alpha)."""
+    if im.mode == "RGB":
+        return im.copy() if im.readonly else im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _high_depth_to_rgb(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    # CMYK, YCbCr, LAB, HSV, P, L, 1: Pillow's own conversions are correct for these.
+    return im.convert("RGB")
+
+
+def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
+    """Scale a 16-bit or 32-bit greyscale image to 8 bits (Pillow would clip it to white)."""
+    arr = np.asarray(im).astype(np.float64)
+    if im.mode.startswith("I;16") or (
+        im.mode == "I" and arr.min(initial=0) >= 0 and arr.max(initial=0) <= 65535
+    ):
+        scale_max = 65535.0
+        arr = arr / scale_max * 255.0
+    else:  # float or wide integer data: stretch its own range
+        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+    grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    return grey.convert("RGB")

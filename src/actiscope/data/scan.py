@@ -1,0 +1,151 @@
+"""Read every file once: is it usable, what is it, and what are its exact and perceptual hashes.
+
+Both `inspect` and `split` need this (split keeps duplicate groups together), so it lives here.
+Decoding runs in worker processes because a 6,000-image dataset is CPU-bound JPEG work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from actiscope.data.images import ImageReadError, is_image_path, load_image
+
+THUMB_SIDE = 16
+MIN_CORRELATION = 0.9  # thumbnails of true near duplicates correlate far above this
+HASH_BANDS = 5  # a 64-bit hash in 5 bands: two hashes within 4 bits share at least one band exactly
+
+
+@dataclass(frozen=True)
+class FileScan:
+    path: str
+    size_bytes: int = 0
+    md5: str | None = None
+    dhash: int | None = None  # 64-bit difference hash of the decoded image (None for clips/errors)
+    thumb: bytes | None = None  # 16x16 greyscale thumbnail that confirms a hash match
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None  # colour mode as stored, before conversion to RGB
+    format: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def scan_file(path: str | Path) -> FileScan:
+    """Hash and (for images) fully decode one file; never raises for a bad file."""
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return FileScan(path, error=f"cannot read file ({exc.strerror or exc})")
+    md5 = hashlib.md5(data).hexdigest()
+    if not data:
+        return FileScan(path, 0, md5, error="empty file (0 bytes)")
+    if not is_image_path(Path(path)):
+        return FileScan(path, len(data), md5)  # a clip: decoding is the video layer's job
+    buffer = io.BytesIO(data)
+    buffer.name = path
+    try:
+        rgb = load_image(buffer)
+    except ImageReadError as exc:
+        return FileScan(path, len(data), md5, error=exc.reason)
+    with Image.open(io.BytesIO(data)) as header:  # the stored mode, before conversion to RGB
+        mode, fmt = header.mode, header.format
+    thumb = rgb.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
+    return FileScan(path, len(data), md5, difference_hash(rgb), thumb, rgb.width, rgb.height, mode, fmt)
+
+
+def difference_hash(image: Image.Image) -> int:
+    """64-bit dHash: is each pixel of a 9x8 greyscale thumbnail brighter than its right neighbour."""
+    small = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def scan_files(paths: Sequence[str | Path], workers: int | None = None) -> list[FileScan]:
+    """scan_file over many paths, in parallel when it is worth starting processes."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(paths) < 64:
+        return [scan_file(p) for p in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(scan_file, paths, chunksize=max(8, len(paths) // (workers * 8))))
+
+
+def duplicate_groups(scans: Sequence[FileScan], max_distance: int = 4) -> list[list[int]]:
+    """Indices of files that are the same bytes or look the same, as groups of two or more.
+
+    "Look the same" needs two things: dHash within `max_distance` bits, found through band buckets so
+    the search stays near linear, and thumbnails that correlate. The hash alone is not enough: on
+    flat studio backgrounds unrelated photos share most gradient signs.
+    """
+    parent = list(range(len(scans)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    by_md5: dict[str, list[int]] = defaultdict(list)
+    for i, scan in enumerate(scans):
+        if scan.ok and scan.md5:
+            by_md5[scan.md5].append(i)
+    for members in by_md5.values():
+        for j in members[1:]:
+            union(members[0], j)
+    if max_distance >= 0:
+        for a, b in _near_candidates(scans, max_distance):
+            if find(a) != find(b) and thumbnails_match(scans[a], scans[b]):
+                union(a, b)
+
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(scans)):
+        groups[find(i)].append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def _near_candidates(scans: Sequence[FileScan], max_distance: int) -> set[tuple[int, int]]:
+    """Pairs whose hashes differ in at most `max_distance` bits (pigeonhole over HASH_BANDS bands)."""
+    by_hash: dict[int, list[int]] = defaultdict(list)
+    for i, scan in enumerate(scans):
+        if scan.ok and scan.dhash is not None:
+            by_hash[scan.dhash].append(i)
+    close: set[tuple[int, int]] = set()  # pairs of distinct hash values
+    bounds = np.linspace(0, 64, HASH_BANDS + 1).astype(int)
+    for lo, hi in itertools.pairwise(bounds):
+        mask = (1 << int(hi - lo)) - 1
+        buckets: dict[int, list[int]] = defaultdict(list)
+        for h in by_hash:
+            buckets[(h >> int(lo)) & mask].append(h)
+        for bucket in buckets.values():
+            for pos, a in enumerate(bucket):
+                close.update((a, b) for b in bucket[pos + 1 :] if (a ^ b).bit_count() <= max_distance)
+    pairs = {(i, j) for members in by_hash.values() for n, i in enumerate(members) for j in members[n + 1 :]}
+    pairs.update((i, j) for a, b in close for i in by_hash[a] for j in by_hash[b])
+    return pairs
+
+
+def thumbnails_match(a: FileScan, b: FileScan) -> bool:
+    if a.thumb is None or b.thumb is None:
+        return False
+    x = np.frombuffer(a.thumb, dtype=np.uint8).astype(np.float64)
+    y = np.frombuffer(b.thumb, dtype=np.uint8).astype(np.float64)
+    if x.std() < 2 or y.std() < 2:  # flat images: correlation is undefined, compare brightness
+        return bool(np.abs(x - y).mean() < 4)
+    return float(np.corrcoef(x, y)[0, 1]) >= MIN_CORRELATION

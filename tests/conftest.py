@@ -1,0 +1,55 @@
+"""Builders for tiny datasets in tmp_path: every test makes the files it reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Tests run on the CPU, always, and quietly.
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+def noise_image(
+    seed: int, size: tuple[int, int] = (40, 32), tint: tuple[int, int, int] = (0, 0, 0)
+) -> Image.Image:
+    """A unique random image (no two seeds are near duplicates of each other)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 200, size=(size[1], size[0], 3)).astype(np.int32) + np.array(tint) // 4
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def write_image(path: Path, seed: int, **kw: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise_image(seed, **kw).save(path)  # type: ignore[arg-type]
+    return path
+
+
+def write_class_folders(root: Path, classes: dict[str, int], *, start: int = 0) -> list[Path]:
+    """root/<class>/<class>_<i>.png with `count` unique images per class."""
+    paths, seed = [], start
+    for name, count in classes.items():
+        for i in range(count):
+            paths.append(write_image(root / name / f"{name}_{i}.png", seed))
+            seed += 1
+    return paths
+
+
+def truncated_jpeg(path: Path, seed: int = 999) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise_image(seed, size=(64, 64)).save(path, format="JPEG", quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not present at {SHARED_DATA}")
+    return SHARED_DATA
