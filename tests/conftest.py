@@ -53,3 +53,31 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+
+
+def write_colour_classes(root: Path, per_class: int = 30, size: int = 40, start: int = 0) -> Path:
+    """A dataset a tiny CNN learns in two epochs: each class is a colour under heavy noise."""
+    rng = np.random.default_rng(start)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(-60, 60, size=(size, size, 3))
+            pixels = np.clip(np.array(colour) * rng.uniform(0.6, 1.0) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def colour_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_colour_classes(tmp_path_factory.mktemp("colours"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own decoded-image cache folder."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("ACTISCOPE_CACHE", str(path))
+    return path

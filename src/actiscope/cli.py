@@ -14,6 +14,11 @@ from pathlib import Path
 from actiscope import __version__
 from actiscope.errors import ActiscopeError
 
+
+class UsageError(ActiscopeError):
+    pass
+
+
 log = logging.getLogger("actiscope")
 
 
@@ -135,19 +140,120 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_HELP = {
+    "model": "architecture from `actiscope models`, or timm/<name>",
+    "split": "an existing split.json (default: a new stratified split of DATA)",
+    "weights": "none | imagenet | PATH to a state-dict file (torchvision or timm key names)",
+    "mode": "scratch | linear (frozen backbone, cached features) | finetune",
+    "head_epochs": "finetune: head-only epochs before the backbone trains",
+    "backbone_lr_mult": "finetune: backbone learning rate = lr x this",
+    "augment": "none | light | standard | strong",
+    "balance": "none | oversample | weights | trim",
+    "precision": "auto (bf16 where the CPU/GPU has it) | 32 | bf16",
+    "time_limit": "minutes; stops cleanly and keeps the best model",
+    "early_stopping": "patience in epochs (0: off)",
+    "ask": "on a terminal, every N epochs ask whether to stop or go on",
+    "crop_person": "Stanford 40: crop each image to its person box",
+    "cache": "decoded-image cache (--no-cache decodes every epoch)",
+    "out": "parent folder of run directories",
+    "name": "run name (default: model and time)",
+}
+
+
+def _add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """One option per TrainConfig field, typed from its default: the config is the single source."""
+    import dataclasses
+
+    from actiscope.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("data", *skip):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        helptext = TRAIN_HELP.get(f.name)
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)  # "int | None" -> int
+        parser.add_argument(flag, type=kind, default=None, help=helptext)
+
+
+def _train_config(args: argparse.Namespace, data: str) -> object:
+    import dataclasses
+
+    from actiscope.config import TrainConfig
+
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    return TrainConfig(data=data, **{k: v for k, v in given.items() if k != "data"})
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
+    from actiscope.models.registry import ActionModel, list_models
+
+    entries = list_models(args.kind)
+    print(f"{'name':<20} {'kind':<6} {'params':>9} {'input':>6}  description")
+    for entry in entries:
+        with torch.device("meta"):  # count parameters without allocating them
+            params = sum(p.numel() for p in ActionModel(entry, 1000).parameters())
+        size = entry.data_config.image_size
+        print(f"{entry.name:<20} {entry.kind:<6} {params / 1e6:>8.1f}M {size:>6}  {entry.description}")
+    if args.kind in (None, "image"):
+        print(
+            f"{'timm/<name>':<20} {'image':<6} {'':>9} {'':>6}  any timm model, e.g. timm/vit_small_patch16_224"
+        )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from actiscope.engine.fit import resume_config, train
+
+    if args.resume:
+        config = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
+    elif args.data is None:
+        raise UsageError("train needs DATA (a dataset folder or CSV), or --resume RUN")
+    else:
+        config = _train_config(args, str(args.data))
+    result = train(config, resume=args.resume)  # type: ignore[arg-type]
+    m = result.metrics
+    print(f"run: {result.run_dir}")
+    print(f"test accuracy {m.get('test_acc', float('nan')):.4f}, macro-F1 {m.get('test_f1', float('nan')):.4f} "
+          f"(best epoch {m.get('best_epoch')} of {result.epochs}); model package: {result.run_dir / 'model'}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="actiscope", description="Recognise human actions in images and clips.")
     parser.add_argument("--version", action="version", version=f"actiscope {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     _add_data_commands(sub)
+
+    models = sub.add_parser("models", help="list the architectures in the registry")
+    models.add_argument("--kind", choices=("image", "video"))
+    models.set_defaults(handler=cmd_models)
+
+    train = sub.add_parser("train", help="train a model; writes a run directory with a deployable package")
+    train.add_argument("data", type=Path, nargs="?", metavar="DATA", help="dataset folder or CSV file")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory")
+    _add_train_options(train)
+    train.set_defaults(handler=cmd_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not log.handlers:  # our library's messages; Lightning keeps its own handler
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(stream)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -43,8 +43,11 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     box: Box | None = None,
     margin: float = 0.0,
+    draft: int | None = None,
 ) -> Image.Image:
     """Decode `source` to an 8-bit RGB image, upright, optionally cropped to `box` (+ `margin`).
+
+    `draft` lets a JPEG decode at a reduced scale no smaller than draft x draft (for thumbnails/models).
 
     Raises ImageReadError naming the file for anything that is not a whole image of an allowed format.
     """
@@ -59,6 +62,8 @@ def load_image(
                 raise ImageReadError(
                     name, f"{width}x{height} pixels is over the limit of {max_pixels} (decompression bomb?)"
                 )
+            if draft and box is None and im.format == "JPEG":
+                im.draft("RGB", (draft, draft))  # decode at a reduced DCT scale: much faster, still >= draft
             im.load()
             rgb = to_rgb(ImageOps.exif_transpose(im))
     except ImageReadError:

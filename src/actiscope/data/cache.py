@@ -1,0 +1,120 @@
+"""Decoded-image cache: every image decoded and resized once, kept as uint8 in a memory-mapped file.
+
+Later epochs (and later runs, and `compare` across architectures) read pixels straight from the page
+cache instead of decoding JPEGs. The key covers each file's path, size and mtime, the crop and the
+image size, so a changed file or setting makes a new cache instead of a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from actiscope.data.formats import Sample
+from actiscope.data.images import ImageReadError, load_image
+from actiscope.data.transforms import preprocess
+from actiscope.files import atomic_output, atomic_write_text
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ACTISCOPE_CACHE", Path.home() / ".cache" / "actiscope")) / "images"
+
+
+@dataclass
+class ImageCache:
+    """uint8 pixels (N, S, S, 3) for a list of samples; `bad` maps an index to why it could not be read."""
+
+    pixels: np.ndarray
+    bad: dict[int, str]
+
+    @property
+    def good(self) -> list[int]:
+        return [i for i in range(len(self.pixels)) if i not in self.bad]
+
+
+def decode_sample(sample: Sample, image_size: int, crop_margin: float | None) -> np.ndarray:
+    """One sample to model-size pixels (the one preprocessing path; see transforms.preprocess)."""
+    box = sample.box if crop_margin is not None else None
+    image = load_image(sample.path, box=box, margin=crop_margin or 0.0, draft=image_size)
+    return preprocess(image, image_size)
+
+
+def _decode_chunk(args: tuple[list[Sample], int, float | None]) -> list[np.ndarray | str]:
+    samples, size, margin = args
+    out: list[np.ndarray | str] = []
+    for sample in samples:
+        try:
+            out.append(decode_sample(sample, size, margin))
+        except ImageReadError as exc:
+            out.append(str(exc))
+    return out
+
+
+def cache_key(samples: Sequence[Sample], image_size: int, crop_margin: float | None) -> str:
+    digest = hashlib.sha1(f"v{CACHE_VERSION}|{image_size}|{crop_margin}".encode())
+    for s in samples:
+        stat = s.path.stat() if s.path.exists() else None
+        digest.update(f"{s.path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}|{s.box}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def build_cache(
+    samples: Sequence[Sample],
+    image_size: int,
+    *,
+    crop_margin: float | None = None,
+    workers: int | None = None,
+    directory: Path | None = None,
+) -> ImageCache:
+    """Return the cache for `samples`, decoding (in parallel) only if it does not exist yet."""
+    directory = directory or cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(samples, image_size, crop_margin)
+    data_path, index_path = directory / f"{key}.u8", directory / f"{key}.json"
+    shape = (len(samples), image_size, image_size, 3)
+    if index_path.is_file() and data_path.is_file():  # the index is written last: its presence means complete
+        bad = {int(k): v for k, v in json.loads(index_path.read_text())["bad"].items()}
+        return ImageCache(np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape), bad)
+
+    log.info("decoding %d images to %dx%d once (cache %s)", len(samples), image_size, image_size, directory)
+    bad: dict[int, str] = {}
+    with atomic_output(data_path) as tmp:
+        pixels = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+        chunk = 64
+        jobs = [
+            (list(samples[i : i + chunk]), image_size, crop_margin) for i in range(0, len(samples), chunk)
+        ]
+        workers = workers if workers is not None else (os.cpu_count() or 1)
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_decode_chunk, jobs)
+                _fill(pixels, bad, results, chunk)
+        else:
+            _fill(pixels, bad, map(_decode_chunk, jobs), chunk)
+        pixels.flush()
+        del pixels
+    atomic_write_text(
+        index_path, json.dumps({"bad": {str(k): v for k, v in bad.items()}, "count": len(samples)})
+    )
+    return ImageCache(np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape), bad)
+
+
+def _fill(pixels: np.ndarray, bad: dict[int, str], results: object, chunk: int) -> None:
+    for n, decoded in enumerate(results):  # type: ignore[call-overload]
+        for j, item in enumerate(decoded):
+            index = n * chunk + j
+            if isinstance(item, str):
+                bad[index] = item
+            else:
+                pixels[index] = item

@@ -1,0 +1,195 @@
+"""The LightningDataModule for images: split manifest in, batches of (pixels, label) out.
+
+Pixels come from the decoded-image cache (or, with cache=False, from decoding every time, which
+is only there to measure what the cache saves). In linear mode the frozen backbone's features are
+computed once and the datasets become tensors of features.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
+
+from actiscope.data.cache import ImageCache, build_cache, decode_sample
+from actiscope.data.formats import Sample
+from actiscope.data.images import ImageReadError
+from actiscope.data.split import SplitManifest
+from actiscope.data.transforms import eval_transform, train_transform
+from actiscope.models.registry import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+class ImageSamples(Dataset):
+    """Samples with integer labels; pixels from a cache when given, else decoded on every access."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        labels: list[int],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        image_size: int,
+        cache: ImageCache | None = None,
+        crop_margin: float | None = None,
+    ) -> None:
+        self.indices = cache.good if cache is not None else list(range(len(samples)))
+        self.samples, self.labels, self.transform = samples, labels, transform
+        self.cache, self.image_size, self.crop_margin = cache, image_size, crop_margin
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, int]:
+        i = self.indices[n]
+        if self.cache is not None:
+            pixels = np.array(self.cache.pixels[i])
+        else:
+            try:
+                pixels = decode_sample(self.samples[i], self.image_size, self.crop_margin)
+            except ImageReadError:  # never crash mid-epoch; split.py already dropped known-bad files
+                log.warning("unreadable during training, using a blank image: %s", self.samples[i].path)
+                pixels = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+        return self.transform(torch.from_numpy(pixels).permute(2, 0, 1)), self.labels[i]
+
+    def targets(self) -> list[int]:
+        return [self.labels[i] for i in self.indices]
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        manifest: SplitManifest,
+        data_config: DataConfig,
+        *,
+        batch_size: int = 32,
+        workers: int = 2,
+        augment: str = "standard",
+        balance: str = "none",
+        crop_margin: float | None = None,
+        use_cache: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.manifest, self.data_config = manifest, data_config
+        self.class_names = manifest.classes
+        self.batch_size, self.workers, self.augment, self.balance = batch_size, workers, augment, balance
+        self.crop_margin, self.use_cache, self.seed = crop_margin, use_cache, seed
+        self.datasets: dict[str, Dataset] = {}
+        self.skipped: dict[str, dict[int, str]] = {}
+
+    def _split_samples(self, split: str) -> list[Sample]:
+        return self.manifest.samples(split)
+
+    def prepare_data(self) -> None:
+        # Called on one process only (rank 0): decode once, the other ranks then open the same files.
+        if self.use_cache:
+            for split in ("train", "val", "test"):
+                build_cache(
+                    self._split_samples(split), self.data_config.image_size, crop_margin=self.crop_margin
+                )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        index = {name: i for i, name in enumerate(self.class_names)}
+        for split in ("train", "val", "test"):
+            samples = self._split_samples(split)
+            cache = None
+            if self.use_cache:
+                cache = build_cache(samples, self.data_config.image_size, crop_margin=self.crop_margin)
+                self.skipped[split] = cache.bad
+                if cache.bad:
+                    log.warning(
+                        "%s: skipping %d unreadable images (e.g. %s)",
+                        split,
+                        len(cache.bad),
+                        next(iter(cache.bad.values())),
+                    )
+            transform = (
+                train_transform(self.data_config, self.augment)
+                if split == "train"
+                else eval_transform(self.data_config)
+            )
+            self.datasets[split] = ImageSamples(
+                samples, [index[s.label] for s in samples], transform,  # type: ignore[index]
+                image_size=self.data_config.image_size, cache=cache, crop_margin=self.crop_margin,
+            )  # fmt: skip
+        if self.balance == "trim":
+            self.datasets["train"] = _trimmed(self.datasets["train"], self.seed)  # type: ignore[arg-type]
+
+    def train_targets(self) -> list[int]:
+        dataset = self.datasets["train"]
+        if isinstance(dataset, TensorDataset):
+            return dataset.tensors[1].tolist()
+        return dataset.targets()  # type: ignore[attr-defined]
+
+    def class_weights(self) -> list[float]:
+        """Inverse-frequency weights, mean 1 (for --balance weights)."""
+        counts = np.bincount(self.train_targets(), minlength=len(self.class_names)).astype(float)
+        weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+        return weights.tolist()
+
+    def precompute_features(
+        self, extract: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 64
+    ) -> None:
+        """Linear mode: run the frozen backbone once over every split (no augmentation: the backbone
+        never changes, so one pass is the whole cost) and train the head on the stored features."""
+        for split in ("train", "val", "test"):
+            dataset = self.datasets[split]
+            if isinstance(dataset, ImageSamples):
+                dataset.transform = eval_transform(self.data_config)
+            loader = DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
+            feats, labels = [], []
+            with torch.inference_mode():
+                for x, y in loader:
+                    feats.append(extract(x).float())
+                    labels.append(y)
+            self.datasets[split] = TensorDataset(torch.cat(feats), torch.cat(labels))
+
+    def _loader(self, split: str, shuffle: bool = False, sampler: Any = None) -> DataLoader:
+        features = isinstance(self.datasets[split], TensorDataset)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=0 if features else self.workers,
+            persistent_workers=bool(self.workers) and not features,
+            drop_last=split == "train" and len(self.datasets[split]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = None
+        if self.balance == "oversample":
+            targets = np.asarray(self.train_targets())
+            per_sample = 1.0 / np.bincount(targets)[targets]
+            generator = torch.Generator().manual_seed(self.seed)
+            sampler = WeightedRandomSampler(
+                per_sample.tolist(), len(targets), replacement=True, generator=generator
+            )
+        return self._loader("train", shuffle=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+def _trimmed(dataset: ImageSamples, seed: int) -> ImageSamples:
+    """Undersample every class to the size of the smallest (--balance trim)."""
+    by_class: dict[int, list[int]] = {}
+    for i in dataset.indices:
+        by_class.setdefault(dataset.labels[i], []).append(i)
+    smallest = min(len(v) for v in by_class.values())
+    rng = random.Random(seed)
+    dataset.indices = sorted(i for members in by_class.values() for i in rng.sample(members, smallest))
+    return dataset

@@ -1,0 +1,1 @@
+"""Training: one LightningModule for every architecture, small callbacks, and the fit entry point."""

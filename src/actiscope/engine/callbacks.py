@@ -1,0 +1,148 @@
+"""Small callbacks for what Lightning does not already do (it has checkpointing and early stopping)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from actiscope.evaluate.plots import plot_curves
+from actiscope.files import atomic_write_text
+
+log = logging.getLogger(__name__)
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds",
+                   "train_seconds", "train_images_per_s")  # fmt: skip
+
+
+class History(L.Callback):
+    """history.csv (one row per epoch) and curves.png, rewritten after every epoch so a dashboard can
+    follow a run live. Its rows travel in the checkpoint, so a resumed run keeps its history."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.rows: list[dict[str, float]] = []
+        self._epoch_start = self._train_end = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+        self._train_end = 0.0
+        self._images = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._images += len(batch[1])
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and not self._train_end:
+            self._train_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        now = time.perf_counter()
+        train_seconds = (self._train_end or now) - self._epoch_start
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": metrics.get("train_loss_epoch", metrics.get("train_loss")),
+            "train_acc": metrics.get("train_acc"),
+            "val_loss": metrics.get("val_loss"),
+            "val_acc": metrics.get("val_acc"),
+            "val_f1": metrics.get("val_f1"),
+            "lr": trainer.optimizers[0].param_groups[-1]["lr"] if trainer.optimizers else None,
+            "seconds": round(now - self._epoch_start, 2),
+            "train_seconds": round(train_seconds, 2),
+            "train_images_per_s": round(self._images * trainer.world_size / max(train_seconds, 1e-9), 1),
+        }
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]  # type: ignore[misc]
+        self.write()
+
+    def write(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in self.rows)
+        atomic_write_text(self.run_dir / "history.csv", buffer.getvalue())
+        plot_curves(self.rows, self.run_dir / "curves.png")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))
+
+
+class RNGState(L.Callback):
+    """Python, NumPy and torch random state in the checkpoint: a resumed run draws what it would have."""
+
+    def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "python": random.getstate(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "torch": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        version, internal, gauss_next = state_dict["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+        name, keys, *rest = state_dict["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        torch.set_rng_state(state_dict["torch"])
+
+
+class SaveOnInterrupt(L.Callback):
+    """Ctrl-C: Lightning stops after the current batch; this saves last.ckpt so --resume continues."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)
+            log.info("interrupted: saved %s", self.path)
+
+
+class AskToContinue(L.Callback):
+    """Every `every` epochs on a terminal: stop, go on, or set how many more epochs to run."""
+
+    def __init__(self, every: int, stream: Any = None) -> None:
+        self.every = every
+        self.stream = stream if stream is not None else sys.stdin
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if (
+            not self.every
+            or epoch % self.every
+            or epoch >= (trainer.max_epochs or 0)
+            or not trainer.is_global_zero
+        ):
+            return
+        if not (hasattr(self.stream, "isatty") and self.stream.isatty()):
+            return
+        sys.stderr.write(
+            f"\nepoch {epoch}/{trainer.max_epochs}: Enter to go on, 's' to stop, or a number of further epochs: "
+        )
+        sys.stderr.flush()
+        answer = self.stream.readline().strip().lower()
+        if answer in ("s", "stop", "q"):
+            trainer.should_stop = True
+        elif answer.isdigit():
+            trainer.fit_loop.max_epochs = epoch + int(answer)
+            trainer.should_stop = int(answer) == 0

@@ -1,0 +1,234 @@
+"""`actiscope train`: a dataset in, a run directory with a deployable model out.
+
+Everything a user can get wrong is checked before the first batch: model name, weights, dataset,
+output folder, resume target. Then Lightning runs the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from actiscope.config import ConfigError, TrainConfig
+from actiscope.data.datamodule import ImageDataModule
+from actiscope.data.formats import load_dataset
+from actiscope.data.split import SplitManifest, make_split
+from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
+from actiscope.engine.hardware import resolve_precision
+from actiscope.engine.module import ActionClassifier
+from actiscope.errors import ActiscopeError, DataError
+from actiscope.files import atomic_write_text
+from actiscope.models.registry import get_entry
+from actiscope.models.weights import load_weights, read_state_dict
+from actiscope.package import save_package
+
+log = logging.getLogger(__name__)
+RUN_DIR_ENV = "ACTISCOPE_RUN_DIR"  # lets DDP worker processes find the run their rank 0 created
+
+
+class TrainingInterrupted(ActiscopeError):
+    exit_code = 130
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, float]
+    epochs: int
+
+
+def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult:
+    """Train `config` (or continue the run at `resume`) and write its run directory."""
+    worker = bool(os.environ.get(RUN_DIR_ENV)) and os.environ.get("LOCAL_RANK", "0") != "0"
+    # Everything the user gave is checked before anything is written: model name, weights file,
+    # dataset, and that the weights fit the model.
+    entry = get_entry(config.model)
+    if config.weights not in ("none", "imagenet"):
+        read_state_dict(Path(config.weights).expanduser())
+    if worker:  # a DDP rank > 0: rank 0 already prepared the run
+        run_dir: Path | None = Path(os.environ[RUN_DIR_ENV])
+        manifest = SplitManifest.load(run_dir / "split.json")  # type: ignore[operator]
+    elif resume is not None:
+        run_dir = _resume_dir(Path(resume))
+        manifest = SplitManifest.load(run_dir / "split.json")
+    else:
+        run_dir = None
+        manifest = _manifest(config)
+        if len(manifest.classes) < 2:
+            raise DataError(
+                f"{config.data}: found {len(manifest.classes)} class(es); training needs at least two"
+            )
+    data_config = replace(entry.data_config, image_size=config.image_size or entry.data_config.image_size)
+    L.seed_everything(config.seed, workers=True, verbose=False)  # before the model's initialisation
+    module = _module(config, manifest, data_config.image_size)
+    if resume is None:
+        load_weights(module.model, config.weights)
+    if run_dir is None:
+        run_dir = _new_run_dir(config)
+        manifest.save(run_dir / "split.json")
+    datamodule = ImageDataModule(
+        manifest, data_config, batch_size=config.batch_size, workers=config.workers, augment=config.augment,
+        balance=config.balance, crop_margin=config.crop_margin if config.crop_person else None,
+        use_cache=config.cache, seed=config.seed,
+    )  # fmt: skip
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        return _fit(config, run_dir, module, datamodule, manifest, resume=resume is not None)
+    finally:
+        if not worker:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _module(config: TrainConfig, manifest: SplitManifest, image_size: int) -> ActionClassifier:
+    counts = manifest.counts()["train"]
+    total = sum(counts.values())
+    class_weights = (
+        [total / (len(counts) * max(1, n)) for n in counts.values()] if config.balance == "weights" else None
+    )
+    return ActionClassifier(
+        config.model, manifest.classes, image_size=image_size, drop_rate=config.drop_rate,
+        mode=config.mode, optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+        scheduler=config.scheduler, warmup_epochs=config.warmup_epochs, backbone_lr_mult=config.backbone_lr_mult,
+        head_epochs=config.head_epochs, label_smoothing=config.label_smoothing, class_weights=class_weights,
+        mixup=config.mixup, cutmix=config.cutmix, channels_last=config.channels_last,
+    )  # fmt: skip
+
+
+def _fit(
+    config: TrainConfig,
+    run_dir: Path,
+    module: ActionClassifier,
+    datamodule: ImageDataModule,
+    manifest: SplitManifest,
+    *,
+    resume: bool,
+) -> RunResult:
+    precision = resolve_precision(config.precision, config.accelerator)
+    if config.mode == "linear":
+        _precompute_features(module, datamodule, precision)
+    trainer, checkpoint, history = _trainer(config, run_dir, precision)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    except SystemExit:
+        # Lightning exits after a Ctrl-C once callbacks (SaveOnInterrupt) have run.
+        raise TrainingInterrupted(
+            f"interrupted at epoch {trainer.current_epoch + 1}; the run is saved: continue with "
+            f"`actiscope train --resume {run_dir}`"
+        ) from None
+    best = checkpoint.best_model_path or str(last)
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
+    scored = [r for r in history.rows if r.get("val_acc") is not None]
+    best_epoch = max(scored, key=lambda r: r["val_acc"])["epoch"] if scored else None
+    metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
+    if trainer.is_global_zero:
+        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics)
+    return RunResult(run_dir, metrics, trainer.current_epoch)
+
+
+def _new_run_dir(config: TrainConfig) -> Path:
+    name = config.name or f"{config.model.replace('/', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(config.out).expanduser() / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"{run_dir} already holds a run; choose another --name, or continue it with --resume {run_dir}"
+        )
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the run to {run_dir} ({exc.strerror or exc}); choose a writable --out"
+        ) from None
+    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+    return run_dir
+
+
+def _resume_dir(run_dir: Path) -> Path:
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(
+            f"--resume {run_dir}: no run there (no config.yaml); give a run directory made by `actiscope train`"
+        )
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(f"--resume {run_dir}: the run has no checkpoints/last.ckpt to continue from")
+    return run_dir
+
+
+def resume_config(run_dir: Path, **overrides: Any) -> TrainConfig:
+    """The configuration a run was started with, with e.g. a larger epoch count."""
+    config = TrainConfig.from_yaml(_resume_dir(run_dir) / "config.yaml")
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _manifest(config: TrainConfig) -> SplitManifest:
+    if config.split:
+        return SplitManifest.load(config.split)
+    dataset = load_dataset(config.data, config.format)
+    if dataset.kind != "image":
+        raise DataError(f"{config.data} is a {dataset.kind} dataset; image models train on images")
+    return make_split(dataset, val=config.val, test=config.test, seed=config.seed)
+
+
+def _precompute_features(module: ActionClassifier, datamodule: ImageDataModule, precision: str) -> None:
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    backbone = module.model.eval()
+    dtype = torch.bfloat16 if precision.startswith("bf16") else None
+
+    def extract(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            return backbone.forward_features(x.contiguous(memory_format=torch.channels_last))
+
+    datamodule.precompute_features(extract)
+
+
+def _trainer(
+    config: TrainConfig, run_dir: Path, precision: str
+) -> tuple[L.Trainer, ModelCheckpoint, History]:
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
+        auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    # Lightning's save_last only writes when a new best is saved; resuming needs every epoch's state.
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    history = History(run_dir)
+    callbacks: list[L.Callback] = [
+        checkpoint,
+        latest,
+        history,
+        RNGState(),
+        SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt"),
+    ]
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping))
+    if config.ask:
+        callbacks.append(AskToContinue(config.ask))
+    distributed = config.devices * config.num_nodes > 1
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        max_time={"minutes": config.time_limit} if config.time_limit else None,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=precision,  # type: ignore[arg-type]
+        callbacks=callbacks,
+        logger=False,
+        default_root_dir=run_dir,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+    return trainer, checkpoint, history

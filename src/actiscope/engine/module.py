@@ -1,0 +1,189 @@
+"""`ActionClassifier`: the one LightningModule. Image and video differ only in data and model.
+
+Its typed constructor arguments are the training configuration that matters to the model; they are
+saved in every checkpoint, so a checkpoint rebuilds its module without the run's config file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchvision.transforms import v2
+
+from actiscope.errors import ActiscopeError
+from actiscope.models.registry import ActionModel, create_model
+
+
+class NonFiniteLossError(ActiscopeError):
+    exit_code = 1
+
+
+OPTIMIZERS = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "adamax": torch.optim.Adamax,
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    ),
+}
+
+
+class ActionClassifier(L.LightningModule):
+    def __init__(
+        self,
+        architecture: str,
+        class_names: list[str],
+        *,
+        image_size: int | None = None,
+        drop_rate: float = 0.0,
+        mode: str = "scratch",
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        scheduler: str = "cosine",
+        warmup_epochs: float = 0.0,
+        backbone_lr_mult: float = 0.1,
+        head_epochs: int = 0,
+        label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: ActionModel = create_model(
+            architecture, len(class_names), image_size=image_size, drop_rate=drop_rate
+        )
+        self.register_buffer(
+            "class_weight", torch.tensor(class_weights) if class_weights else None, persistent=False
+        )
+        num_classes = len(class_names)
+        mixers = [m for m, alpha in ((v2.MixUp, mixup), (v2.CutMix, cutmix)) if alpha > 0]
+        alphas = [a for a in (mixup, cutmix) if a > 0]
+        self.mixer = (
+            v2.RandomChoice(
+                [m(alpha=a, num_classes=num_classes) for m, a in zip(mixers, alphas, strict=True)]
+            )
+            if mixers
+            else None
+        )
+        self.metrics = nn.ModuleDict({
+            f"{stage}_{name}": metric(num_classes=num_classes, average=avg)
+            for stage in ("val", "test")
+            for name, metric, avg in (("acc", MulticlassAccuracy, "micro"), ("f1", MulticlassF1Score, "macro"))
+        })  # fmt: skip
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    # -- forward ------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # cached features (linear mode): only the head runs
+            return self.model.forward_head(x)
+        if self.hparams.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def _backbone_frozen(self) -> bool:
+        return self.hparams.mode == "linear" or (
+            self.hparams.mode == "finetune" and self.current_epoch < self.hparams.head_epochs
+        )
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self._backbone_frozen()
+        self.model.backbone.requires_grad_(not frozen)
+        if frozen:  # batch-norm statistics stay as the pretrained backbone had them
+            self.model.backbone.eval()
+
+    # -- steps --------------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        target: torch.Tensor = y
+        if self.mixer is not None and x.ndim == 4:
+            x, target = self.mixer(x, y)
+        logits = self(x)
+        loss = F.cross_entropy(
+            logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
+        )
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; "
+                "lower --lr, or use --precision 32"
+            )
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "train_acc",
+            (logits.argmax(1) == y).float().mean(),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+        )
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.log(
+            f"{stage}_loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True
+        )
+        for name in ("acc", "f1"):
+            metric = self.metrics[f"{stage}_{name}"]
+            metric.update(logits.float(), y)
+            self.log(f"{stage}_{name}", metric, on_epoch=True, prog_bar=name == "acc", batch_size=len(y))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    # -- optimisation -------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
+        groups = []
+        for module, lr in ((self.model.backbone, backbone_lr), (self.model.head, hp.lr)):
+            params = [p for p in module.parameters()]
+            if hp.mode == "linear" and module is self.model.backbone:
+                continue
+            # No weight decay on biases and norm scales: decaying them only hurts.
+            decay = [p for p in params if p.ndim > 1]
+            no_decay = [p for p in params if p.ndim <= 1]
+            groups += [{"params": decay, "lr": lr, "weight_decay": hp.weight_decay},
+                       {"params": no_decay, "lr": lr, "weight_decay": 0.0}]  # fmt: skip
+        groups = [g for g in groups if g["params"]]
+        optimizer = OPTIMIZERS[hp.optimizer](groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "none":
+            return {"optimizer": optimizer}
+        if hp.scheduler == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.3, patience=2)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"},
+            }
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if hp.scheduler == "onecycle":
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[g["lr"] for g in groups], total_steps=total
+            )
+        else:  # cosine with linear warmup
+            per_epoch = total / max(1, self.trainer.max_epochs or 1)
+            warmup = int(hp.warmup_epochs * per_epoch)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: _warmup_cosine(step, warmup, total)
+            )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,1 @@
+"""Metrics, plots, reports and architecture comparison."""

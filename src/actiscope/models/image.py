@@ -1,0 +1,122 @@
+"""Image architectures: a small custom CNN, the torchvision classics, and any timm model by name.
+
+Each builder returns the architecture with its classifier removed, plus where that classifier lived
+(so pretrained heads can be matched) and which layer Grad-CAM should look at.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from actiscope.models.registry import (
+    Backbone,
+    DataConfig,
+    ModelEntry,
+    UnknownModelError,
+    register,
+)
+
+
+class SimpleCNN(nn.Module):
+    """The "build your own" baseline: conv/BN/ReLU pairs with pooling, global average pool."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in widths:
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.num_features = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x))
+
+
+@register(
+    "simple-cnn", data_config=DataConfig(128), description="small custom CNN (8 conv layers), the baseline"
+)
+def simple_cnn() -> Backbone:
+    net = SimpleCNN()
+    return Backbone(net, net.num_features, classifier="", cam_layer="features")
+
+
+# name: (classifier path in torchvision's model, Grad-CAM layer, default input size, description)
+TORCHVISION_MODELS: dict[str, tuple[str, str, int, str]] = {
+    "vgg16": ("classifier.6", "features.29", 224, "VGG-16 (Simonyan & Zisserman 2014)"),
+    "resnet18": ("fc", "layer4", 224, "ResNet-18"),
+    "resnet50": ("fc", "layer4", 224, "ResNet-50"),
+    "googlenet": ("fc", "inception5b", 224, "GoogLeNet / Inception v1"),
+    "densenet121": ("classifier", "features", 224, "DenseNet-121"),
+    "efficientnet_b0": ("classifier.1", "features.8", 224, "EfficientNet-B0"),
+    "efficientnet_b3": ("classifier.1", "features.8", 300, "EfficientNet-B3"),
+    "mobilenet_v3_large": ("classifier.3", "features.16", 224, "MobileNetV3-Large"),
+    "convnext_tiny": ("classifier.2", "features.7", 224, "ConvNeXt-Tiny"),
+}
+
+
+def _torchvision_backbone(name: str) -> Backbone:
+    import torchvision
+
+    classifier, cam_layer, _, _ = TORCHVISION_MODELS[name]
+    extra = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    net = torchvision.models.get_model(name, weights=None, **extra)
+    linear = net.get_submodule(classifier)
+    assert isinstance(linear, nn.Linear), f"{name}.{classifier} is not the classifier"
+    parent_name, _, leaf = classifier.rpartition(".")
+    setattr(net.get_submodule(parent_name) if parent_name else net, leaf, nn.Identity())
+    return Backbone(net, linear.in_features, classifier=classifier, cam_layer=cam_layer)
+
+
+def _torchvision_pretrained(name: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    return weights.get_state_dict(progress=True, check_hash=True)
+
+
+for _name, (_, _, _size, _description) in TORCHVISION_MODELS.items():
+    register(
+        _name,
+        data_config=DataConfig(_size),
+        description=f"{_description} (torchvision)",
+        pretrained=functools.partial(_torchvision_pretrained, _name),
+    )(functools.partial(_torchvision_backbone, _name))
+
+
+def timm_entry(name: str) -> ModelEntry:
+    """A registry entry for any timm model, made on request (timm has over a thousand)."""
+    import timm
+
+    if not timm.is_model(name):
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join('timm/' + c for c in close)}?" if close else "see timm.list_models()"
+        raise UnknownModelError(f"unknown timm model {name!r}: {hint}")
+    cfg = timm.models.get_pretrained_cfg(name)
+    size = cfg.input_size[-1] if cfg and cfg.input_size else 224
+    data_config = DataConfig(size, tuple(cfg.mean), tuple(cfg.std)) if cfg else DataConfig(size)
+
+    def build() -> Backbone:
+        net = timm.create_model(name, pretrained=False, num_classes=0)
+        feature_info = getattr(net, "feature_info", None)
+        cam_layer = feature_info[-1]["module"] if feature_info else ""
+        classifier = (cfg.classifier if cfg and isinstance(cfg.classifier, str) else "") or "head"
+        return Backbone(net, net.num_features, classifier=classifier, cam_layer=cam_layer)
+
+    def pretrained() -> dict[str, torch.Tensor]:
+        return timm.create_model(name, pretrained=True).state_dict()
+
+    return ModelEntry(f"timm/{name}", "image", build, data_config, f"{name} (timm)", pretrained)

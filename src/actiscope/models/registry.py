@@ -1,0 +1,146 @@
+"""One registry for every architecture, image and video.
+
+A plain dict filled by `register`; a duplicate name is an error; `create_model(name, num_classes)`
+builds any entry behind the same interface (`ActionModel`), and a typo gets the closest names.
+`timm/<name>` reaches any timm model without registering it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from actiscope.errors import ActiscopeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class UnknownModelError(ActiscopeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a model expects as input; transforms and the Predictor are built from this alone."""
+
+    image_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    frames: int | None = None  # clips only
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A feature extractor that returns pooled features of size `num_features`.
+
+    `classifier` names the key prefix the original architecture's classifier had in its own state
+    dict (torchvision `fc`, timm `head.fc`, ...): pretrained weights under that name go to our head.
+    `cam_layer` is the module Grad-CAM hooks, as a dotted path inside the backbone.
+    """
+
+    module: nn.Module
+    num_features: int
+    classifier: str
+    cam_layer: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str  # "image" or "video"
+    build: Callable[[], Backbone]
+    data_config: DataConfig
+    description: str
+    pretrained: Callable[[], dict[str, torch.Tensor]] | None = None  # hub weights (downloads when online)
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(
+    name: str,
+    *,
+    kind: str = "image",
+    data_config: DataConfig,
+    description: str,
+    pretrained: Callable[[], dict[str, torch.Tensor]] | None = None,
+) -> Callable[[Callable[[], Backbone]], Callable[[], Backbone]]:
+    def decorator(build: Callable[[], Backbone]) -> Callable[[], Backbone]:
+        if name in REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        REGISTRY[name] = ModelEntry(name, kind, build, data_config, description, pretrained)
+        return build
+
+    return decorator
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_builtin_models()
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if name.startswith("timm/"):
+        from actiscope.models.image import timm_entry
+
+        return timm_entry(name.removeprefix("timm/"))
+    close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see `actiscope models`"
+    raise UnknownModelError(f"unknown model {name!r}: {hint} (any timm model works as timm/<name>)")
+
+
+def list_models(kind: str | None = None) -> list[ModelEntry]:
+    _load_builtin_models()
+    return [e for e in REGISTRY.values() if kind is None or e.kind == kind]
+
+
+class ActionModel(nn.Module):
+    """Every architecture behind one interface: features, head, reset_classifier, data config."""
+
+    def __init__(
+        self, entry: ModelEntry, num_classes: int, *, image_size: int | None = None, drop_rate: float = 0.0
+    ) -> None:
+        super().__init__()
+        backbone = entry.build()
+        self.architecture = entry.name
+        self.kind = entry.kind
+        self.backbone = backbone.module
+        self.num_features = backbone.num_features
+        self.classifier_key = backbone.classifier
+        self.cam_layer = backbone.cam_layer
+        self.data_config = replace(entry.data_config, image_size=image_size or entry.data_config.image_size)
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+
+def create_model(
+    name: str, num_classes: int, *, image_size: int | None = None, drop_rate: float = 0.0
+) -> ActionModel:
+    """Build `name` with a fresh head of `num_classes` outputs (weights: see models.weights)."""
+    if num_classes < 2:
+        raise ActiscopeError(f"a classifier needs at least 2 classes, got {num_classes}")
+    return ActionModel(get_entry(name), num_classes, image_size=image_size, drop_rate=drop_rate)
+
+
+def _load_builtin_models() -> None:
+    # Registration happens on first use, not at import of the package: importing actiscope stays cheap.
+    from actiscope.models import image  # noqa: F401

@@ -1,0 +1,141 @@
+"""The model package: model.safetensors + model.json. Loading it needs no pickle and no training state.
+
+model.json holds everything needed to predict: architecture, input kind, image size, frames per clip,
+normalisation, class names in index order, actiscope version and the headline metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from actiscope import __version__
+from actiscope.errors import ActiscopeError
+from actiscope.files import atomic_output, atomic_write_text
+from actiscope.models.registry import ActionModel, create_model
+
+PACKAGE_FORMAT = 1
+WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
+
+
+class PackageError(ActiscopeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PackageMeta:
+    architecture: str
+    kind: str
+    image_size: int
+    mean: list[float]
+    std: list[float]
+    class_names: list[str]
+    frames: int | None = None
+    resize: str = "squash"  # whole image resized to image_size x image_size (transforms.preprocess)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    actiscope_version: str = __version__
+    created: str = ""
+    package_format: int = PACKAGE_FORMAT
+
+
+def save_package(
+    model: ActionModel, directory: Path, *, class_names: list[str], metrics: dict[str, Any] | None = None
+) -> PackageMeta:
+    """Write the deployable package; model.json goes last, so its presence means the package is whole."""
+    from safetensors.torch import save_file
+
+    if len(class_names) != model.num_classes:
+        raise PackageError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
+    config = model.data_config
+    meta = PackageMeta(
+        architecture=model.architecture, kind=model.kind, image_size=config.image_size,
+        mean=list(config.mean), std=list(config.std), class_names=list(class_names), frames=config.frames,
+        metrics=metrics or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_output(directory / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"architecture": model.architecture})
+    atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
+    return meta
+
+
+def package_dir(path: str | Path) -> Path:
+    """A package directory from a package dir, a run dir (its model/), or a model.json path."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.name == META_FILE:
+        return path.parent
+    if (path / "model" / META_FILE).is_file():
+        return path / "model"
+    if (path / META_FILE).is_file():
+        return path
+    if not path.exists():
+        raise PackageError(f"{path}: no such model package or run directory")
+    raise PackageError(
+        f"{path}: no {META_FILE} here or in {path / 'model'}; give a model package or run directory"
+    )
+
+
+def read_meta(path: str | Path) -> PackageMeta:
+    meta_path = package_dir(path) / META_FILE
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"{meta_path}: unreadable ({exc}); re-export the package from its run") from None
+    if not isinstance(raw, dict):
+        raise PackageError(f"{meta_path}: not a model description (expected a JSON object)")
+    required = ["architecture", "kind", "image_size", "mean", "std", "class_names"]
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise PackageError(f"{meta_path}: missing field(s) {', '.join(missing)}; the package is damaged")
+    known = {f.name for f in fields(PackageMeta)}
+    try:
+        meta = PackageMeta(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise PackageError(f"{meta_path}: {exc}") from None
+    names = meta.class_names
+    if (
+        not isinstance(names, list)
+        or len(names) < 2
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise PackageError(f"{meta_path}: class_names must be a list of at least two distinct names")
+    if not (
+        isinstance(meta.image_size, int)
+        and meta.image_size > 0
+        and len(meta.mean) == 3
+        and len(meta.std) == 3
+    ):
+        raise PackageError(f"{meta_path}: image_size, mean or std is not valid")
+    if meta.package_format > PACKAGE_FORMAT:
+        raise PackageError(
+            f"{meta_path}: package format {meta.package_format} is newer than this actiscope reads; upgrade actiscope"
+        )
+    return meta
+
+
+def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
+    """Rebuild the model from model.json and load model.safetensors into it (strictly)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = package_dir(path)
+    meta = read_meta(directory)
+    model = create_model(meta.architecture, len(meta.class_names), image_size=meta.image_size)
+    weights = directory / WEIGHTS_FILE
+    try:
+        state = load_file(str(weights))
+    except (OSError, SafetensorError) as exc:
+        raise PackageError(f"{weights}: cannot read the weights ({exc})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)[:200]]
+        raise PackageError(
+            f"{weights} does not match model.json ({meta.architecture}, {len(meta.class_names)} classes): {first[0].strip()}"
+        ) from None
+    return model.eval(), meta

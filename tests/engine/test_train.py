@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from actiscope.config import TrainConfig
+from actiscope.engine.fit import resume_config, train
+from actiscope.models.registry import create_model
+from actiscope.package import load_package
+
+TINY = {
+    "model": "simple-cnn",
+    "image_size": 32,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "workers": 0,
+    "augment": "light",
+}
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_the_whole_run_directory(colour_data: Path, tmp_path: Path) -> None:
+    result = train(TrainConfig(data=str(colour_data), epochs=3, out=str(tmp_path), name="r", **TINY))
+    run = tmp_path / "r"
+    assert result.run_dir == run
+    for name in ("config.yaml", "split.json", "history.csv", "curves.png", "checkpoints/best.ckpt",
+                 "checkpoints/last.ckpt", "model/model.safetensors", "model/model.json"):  # fmt: skip
+        assert (run / name).is_file(), name
+    rows = _history(run)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(float(r["train_images_per_s"]) > 0 and r["val_acc"] for r in rows)
+    assert Image.open(run / "curves.png").size == (1000, 400)
+
+    # The model learned, and it is judged on test images it never trained on.
+    split = json.loads((run / "split.json").read_text())
+    train_files = {e["path"] for e in split["entries"] if e["split"] == "train"}
+    test_files = {e["path"] for e in split["entries"] if e["split"] == "test"}
+    assert test_files and not train_files & test_files
+    assert result.metrics["test_acc"] >= 0.9
+
+    model, meta = load_package(run)
+    assert meta.class_names == ["blue", "green", "red"] and meta.image_size == 32
+    assert meta.metrics["test_acc"] == result.metrics["test_acc"]
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_resume_continues_from_the_last_epoch(colour_data: Path, tmp_path: Path) -> None:
+    train(TrainConfig(data=str(colour_data), epochs=1, out=str(tmp_path), name="r", **TINY))
+    first_split = (tmp_path / "r" / "split.json").read_text()
+    config = resume_config(tmp_path / "r", epochs=3)
+    result = train(config, resume=tmp_path / "r")
+    assert result.epochs == 3
+    assert [r["epoch"] for r in _history(tmp_path / "r")] == ["1", "2", "3"]
+    assert (tmp_path / "r" / "split.json").read_text() == first_split  # same test images forever
+    checkpoint = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 2 and checkpoint["optimizer_states"] and checkpoint["lr_schedulers"]
+    assert any("RNGState" in key for key in checkpoint["callbacks"])
+
+
+def test_linear_mode_trains_only_the_head(colour_data: Path, tmp_path: Path) -> None:
+    pretrained = create_model("simple-cnn", 3)
+    weights = tmp_path / "pretrained.pth"
+    torch.save(pretrained.state_dict(), weights)
+    result = train(TrainConfig(data=str(colour_data), epochs=3, out=str(tmp_path), name="lin",
+                               weights=str(weights), mode="linear", **{**TINY, "lr": 0.05}))  # fmt: skip
+    model, _ = load_package(result.run_dir)
+    for key, value in pretrained.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key  # BN statistics included
+    assert not torch.equal(model.head.weight, pretrained.head.weight)
+
+
+def test_finetune_gives_the_backbone_a_lower_learning_rate() -> None:
+    from actiscope.engine.module import ActionClassifier
+
+    module = ActionClassifier("simple-cnn", ["a", "b"], mode="finetune", lr=1e-2, backbone_lr_mult=0.1,
+                              scheduler="none", channels_last=False)  # fmt: skip
+    optimizer = module.configure_optimizers()["optimizer"]
+    backbone_ids = {id(p) for p in module.model.backbone.parameters()}
+    for group in optimizer.param_groups:
+        in_backbone = {id(p) in backbone_ids for p in group["params"]}
+        assert len(in_backbone) == 1
+        assert group["lr"] == pytest.approx(1e-3 if in_backbone.pop() else 1e-2)
+        if all(p.ndim <= 1 for p in group["params"]):
+            assert group["weight_decay"] == 0.0
+
+
+def test_non_finite_loss_stops_with_a_clear_message() -> None:
+    from actiscope.engine.module import ActionClassifier, NonFiniteLossError
+
+    module = ActionClassifier("simple-cnn", ["a", "b"], channels_last=False)
+    x = torch.full((2, 3, 32, 32), float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch 4; lower --lr"):
+        module.training_step((x, torch.tensor([0, 1])), 4)
+
+
+def test_precision_auto_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actiscope.engine import hardware
+
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    assert hardware.resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    assert hardware.resolve_precision("auto", "auto") == "32-true"
+    assert hardware.resolve_precision("bf16", "cpu") == "bf16-mixed"
+    assert hardware.resolve_precision("32", "cpu") == "32-true"
+
+
+def test_time_limit_stops_and_keeps_the_best_model(colour_data: Path, tmp_path: Path) -> None:
+    result = train(
+        TrainConfig(data=str(colour_data), epochs=500, time_limit=0.05, out=str(tmp_path), name="t", **TINY)
+    )
+    assert 1 <= result.epochs < 500
+    assert load_package(result.run_dir)[1].metrics["best_epoch"] is not None

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actiscope.models.registry import (
+    REGISTRY,
+    UnknownModelError,
+    create_model,
+    get_entry,
+    list_models,
+    register,
+)
+
+EXPECTED = {"simple-cnn", "vgg16", "resnet18", "resnet50", "googlenet", "densenet121", "efficientnet_b0",
+            "efficientnet_b3", "mobilenet_v3_large", "convnext_tiny"}  # fmt: skip
+
+
+def test_registry_lists_every_required_architecture() -> None:
+    assert {e.name for e in list_models("image")} >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_entry_has_the_same_interface(name: str) -> None:
+    with torch.device("meta"):  # shapes only: no memory, no compute
+        model = create_model(name, num_classes=7)
+        x = torch.empty(2, 3, 64, 64)
+        features = model.forward_features(x)
+        assert features.shape == (2, model.num_features)
+        assert model.forward_head(features).shape == (2, 7)
+        assert model(x).shape == (2, 7)
+        model.reset_classifier(4)
+        assert model(x).shape == (2, 4)
+    assert model.data_config.image_size == get_entry(name).data_config.image_size
+    assert len(model.data_config.mean) == len(model.data_config.std) == 3
+    model.backbone.get_submodule(model.cam_layer)  # the Grad-CAM layer exists
+
+
+def test_image_size_override_and_timm_models() -> None:
+    model = create_model("simple-cnn", 3, image_size=32)
+    assert model.data_config.image_size == 32
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    timm_model = create_model("timm/resnet18", 5)
+    assert timm_model.architecture == "timm/resnet18"
+    assert timm_model.classifier_key == "fc"
+    assert timm_model(torch.zeros(1, 3, 64, 64)).shape == (1, 5)
+
+
+def test_typos_get_close_names() -> None:
+    with pytest.raises(UnknownModelError, match="did you mean resnet18"):
+        get_entry("resnet-18")
+    with pytest.raises(UnknownModelError, match="efficientnet_b0"):
+        get_entry("efficientnetb0")
+    with pytest.raises(UnknownModelError, match="unknown timm model 'resnet1800'"):
+        get_entry("timm/resnet1800")
+
+
+def test_duplicate_registration_is_an_error() -> None:
+    list_models()
+    with pytest.raises(ValueError, match="already registered"):
+        register("resnet18", data_config=REGISTRY["resnet18"].data_config, description="again")(lambda: None)
+
+
+def test_fewer_than_two_classes_refused() -> None:
+    with pytest.raises(Exception, match="at least 2 classes"):
+        create_model("simple-cnn", 1)
