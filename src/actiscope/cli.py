@@ -227,6 +227,56 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from actiscope.predict import Predictor, collect_inputs, predict_rows, write_predictions_csv
+
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    predictor = Predictor.load(args.model, backend=args.backend)
+    files, skipped = collect_inputs(args.inputs)
+    if not files:
+        raise UsageError("no images to predict in " + ", ".join(map(str, args.inputs)))
+    if skipped:
+        log.info("skipped %d files that are not images by extension (e.g. %s)", len(skipped), skipped[0])
+    start = time.perf_counter()
+    with tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+        rows = predict_rows(
+            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
+        )
+    seconds = time.perf_counter() - start
+    failed = [r for r in rows if r.get("error")]
+    if args.out:
+        write_predictions_csv(rows, args.out, top_k=args.top_k, submission=args.format == "submission")
+        print(f"wrote {args.out}")
+    else:
+        _print_predictions(rows, args.top_k)
+    print(f"{len(rows) - len(failed)} predicted, {len(failed)} failed, {len(rows) / seconds:.1f} images/s "
+          f"({predictor.backend} backend)")  # fmt: skip
+    for row in failed[:10]:
+        print(f"  failed: {row['filename']}: {row['error']}", file=sys.stderr)
+    return min(len(failed), 125)  # the exit status is the number of files that failed (capped)
+
+
+def _print_predictions(rows: list[dict[str, object]], top_k: int) -> None:
+    width = min(60, max(len(str(r["filename"])) for r in rows))
+    for row in rows:
+        name = str(row["filename"])[-width:]
+        if row.get("error"):
+            print(f"{name:<{width}}  error: {row['error']}")
+            continue
+        ranked = [f"{row['label']} {float(row['confidence']):.3f}"]  # type: ignore[arg-type]
+        ranked += [
+            f"{row[f'top{k}_label']} {float(row[f'top{k}_confidence']):.3f}"
+            for k in range(2, top_k + 1)
+            if f"top{k}_label" in row
+        ]  # type: ignore[arg-type]
+        print(f"{name:<{width}}  " + "  ".join(ranked))
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="actiscope", description="Recognise human actions in images and clips.")
     parser.add_argument("--version", action="version", version=f"actiscope {__version__}")
@@ -243,6 +293,27 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory")
     _add_train_options(train)
     train.set_defaults(handler=cmd_train)
+
+    predict = sub.add_parser("predict", help="predict images, folders, CSV or list files")
+    predict.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
+    predict.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders, a CSV with a filename column, or a .txt list",
+    )
+    predict.add_argument("--out", type=Path, help="write a CSV here (default: print a table)")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
+    predict.add_argument(
+        "--format",
+        choices=("full", "submission"),
+        default="full",
+        help="submission: only filename,label (a Kaggle submission)",
+    )
+    predict.set_defaults(handler=cmd_predict)
     return parser
 
 

@@ -38,6 +38,7 @@ class Sample:
     label: str | None
     box: Box | None = None  # person box (xmin, ymin, xmax, ymax), Stanford 40
     split: str | None = None  # set when the layout itself defines the split
+    name: str | None = None  # the file as the dataset listed it (a CSV's filename cell)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def read_csv(root: Path, *, images: str | Path | None = None) -> Dataset:
         if path is None:
             missing.append(MissingFile(row_number, name))
             continue
-        samples.append(Sample(path, label or None))
+        samples.append(Sample(path, label or None, name=name))
     notes = [f"read {csv_path.name}; images looked up in {', '.join(str(d) for d in search_dirs)}"]
     if by_basename:
         message = (

@@ -17,7 +17,7 @@ from actiscope.models.registry import DataConfig
 def preprocess(image: Image.Image, image_size: int) -> np.ndarray:
     """The whole image resized to image_size x image_size (the aspect is squashed, nothing is cut
     off: an action at the edge of a photo stays in view), as HWC uint8."""
-    return np.asarray(image.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.array(image.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def normalize(config: DataConfig) -> v2.Compose:

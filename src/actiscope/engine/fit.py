@@ -99,6 +99,7 @@ def _module(config: TrainConfig, manifest: SplitManifest, image_size: int) -> Ac
         scheduler=config.scheduler, warmup_epochs=config.warmup_epochs, backbone_lr_mult=config.backbone_lr_mult,
         head_epochs=config.head_epochs, label_smoothing=config.label_smoothing, class_weights=class_weights,
         mixup=config.mixup, cutmix=config.cutmix, channels_last=config.channels_last,
+        time_budget_s=config.time_limit * 60 if config.time_limit else None,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ saved in every checkpoint, so a checkpoint rebuilds its module without the run's
 from __future__ import annotations
 
 import math
+import time
 
 import lightning as L
 import torch
@@ -54,6 +55,7 @@ class ActionClassifier(L.LightningModule):
         mixup: float = 0.0,
         cutmix: float = 0.0,
         channels_last: bool = True,
+        time_budget_s: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -182,8 +184,22 @@ class ActionClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+class _BudgetClock:
+    """Fraction of a time budget used since training started (0 without a budget).
+
+    With --time-limit the cosine schedule follows whichever is further along, steps or time, so a run
+    cut short by its budget still ends at a low learning rate instead of mid-schedule.
+    """
+
+    def __init__(self, budget_s: float | None) -> None:
+        self.budget_s, self.start = budget_s, time.monotonic()
+
+    def __call__(self) -> float:
+        return min(1.0, (time.monotonic() - self.start) / self.budget_s) if self.budget_s else 0.0
+
+
+def _warmup_cosine(step: int, warmup: int, total: int, time_progress: float = 0.0) -> float:
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_progress))
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,266 @@
+"""The one Predictor: a model package in, top-k classes with probabilities out.
+
+It applies exactly the preprocessing recorded in model.json, through the same functions training used
+(images.load_image -> transforms.preprocess -> transforms.normalize). The CLI and the web app both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from actiscope.data.images import ImageReadError, load_image
+from actiscope.data.transforms import normalize, preprocess
+from actiscope.engine.hardware import cpu_has_bf16
+from actiscope.errors import ActiscopeError
+from actiscope.models.registry import DataConfig
+from actiscope.package import PackageMeta, load_package, package_dir, read_meta
+
+log = logging.getLogger(__name__)
+BACKENDS = ("torch", "onnx")
+ONNX_FILE = "model.onnx"
+
+ImageInput = str | Path | BinaryIO | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    top_k: list[tuple[str, float]]  # best first
+
+
+class Preprocessor:
+    """Any image input to a normalised CHW tensor, exactly as training evaluated. Small and picklable,
+    so DataLoader workers get this and never the model."""
+
+    def __init__(self, meta: PackageMeta) -> None:
+        self.image_size = meta.image_size
+        self.normalize = normalize(DataConfig(meta.image_size, tuple(meta.mean), tuple(meta.std)))  # type: ignore[arg-type]
+
+    def __call__(self, source: ImageInput) -> torch.Tensor:
+        if isinstance(source, np.ndarray):
+            source = Image.fromarray(source.astype(np.uint8)).convert("RGB")
+        image = (
+            source.convert("RGB")
+            if isinstance(source, Image.Image)
+            else load_image(source, draft=self.image_size)
+        )
+        return self.normalize(torch.from_numpy(preprocess(image, self.image_size)).permute(2, 0, 1))
+
+
+class Predictor:
+    """Load once, predict many: `Predictor.load(MODEL, backend="torch"|"onnx")`."""
+
+    def __init__(self, meta: PackageMeta, run: object, *, backend: str) -> None:
+        self.meta, self.backend, self._run = meta, backend, run
+        self.class_names = meta.class_names
+        self.pixels = Preprocessor(meta)
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = "torch", *, bf16: bool | None = None) -> Predictor:
+        if backend not in BACKENDS:
+            raise ActiscopeError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if backend == "onnx":
+            return cls(read_meta(path), _onnx_runner(package_dir(path) / ONNX_FILE), backend="onnx")
+        model, meta = load_package(path)
+        use_bf16 = cpu_has_bf16() if bf16 is None else bf16
+        model = model.to(memory_format=torch.channels_last)
+
+        def run(batch: torch.Tensor) -> np.ndarray:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(batch.contiguous(memory_format=torch.channels_last))
+            return logits.float().numpy()
+
+        return cls(meta, run, backend="torch")
+
+    # -- prediction -----------------------------------------------------------------------------------
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        logits = self._run(batch)  # type: ignore[operator]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(
+        self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32
+    ) -> list[Prediction]:
+        """Predict in-memory images or files; a bad file raises ImageReadError naming it."""
+        out: list[Prediction] = []
+        for start in range(0, len(inputs), batch_size):
+            batch = torch.stack([self.pixels(item) for item in inputs[start : start + batch_size]])
+            out += self._decode(self.probabilities(batch), top_k)
+        return out
+
+    def predict_files(
+        self, paths: Sequence[Path], *, top_k: int = 3, batch_size: int = 32, workers: int = 2
+    ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
+        """(path, prediction, error) for each file, in order. Decoding runs in DataLoader workers in
+        parallel with inference, and an unreadable file yields its error instead of stopping the run."""
+        loader = DataLoader(
+            _Files(paths, self.pixels), batch_size=batch_size, num_workers=workers, collate_fn=_collate
+        )
+        for indices, batch, errors in loader:
+            predictions = iter(self._decode(self.probabilities(batch), top_k) if len(batch) else [])
+            for i in indices:
+                if i in errors:
+                    yield paths[i], None, errors[i]
+                else:
+                    yield paths[i], next(predictions), None
+
+    def _decode(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
+        k = max(1, min(top_k, len(self.class_names)))
+        order = np.argsort(-probs, axis=1)[:, :k]
+        results = []
+        for row, idx in zip(probs, order, strict=True):
+            ranked = [(self.class_names[i], float(row[i])) for i in idx]
+            results.append(Prediction(ranked[0][0], ranked[0][1], ranked))
+        return results
+
+
+class _Files(Dataset):
+    def __init__(self, paths: Sequence[Path], pixels: Preprocessor) -> None:
+        self.paths, self.pixels = paths, pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return i, self.pixels(self.paths[i]), None
+        except ImageReadError as exc:
+            return i, None, exc.reason
+
+
+def _collate(
+    items: list[tuple[int, torch.Tensor | None, str | None]],
+) -> tuple[list[int], torch.Tensor, dict[int, str]]:
+    good = [t for _, t, _ in items if t is not None]
+    errors = {i: e for i, _, e in items if e is not None}
+    return [i for i, _, _ in items], torch.stack(good) if good else torch.empty(0), errors
+
+
+def _onnx_runner(path: Path) -> object:
+    if not path.is_file():
+        raise ActiscopeError(
+            f"{path}: no ONNX model in the package; create it with `actiscope export MODEL --format onnx`"
+        )
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ActiscopeError("the onnx backend needs onnxruntime (pip install onnxruntime)") from None
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        return session.run(None, {name: batch.numpy()})[0]
+
+    return run
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    name: str  # as given: the CSV's filename cell, or the path
+    error: str | None = None  # known before decoding (a CSV row naming a missing file)
+
+
+LIST_SUFFIXES = (".txt", ".lst")
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[Path]]:
+    """Expand files, folders (recursively), CSVs with a filename column and list files into the files
+    to predict; also return the files skipped in folders because they are not images by extension."""
+    from actiscope.data.formats import read_csv
+    from actiscope.data.images import is_image_path
+
+    files: list[InputFile] = []
+    skipped: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if not path.exists():
+            raise ActiscopeError(f"{path}: no such file or folder")
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                (
+                    files.append(InputFile(found, str(found)))
+                    if is_image_path(found)
+                    else skipped.append(found)
+                )  # type: ignore[func-returns-value]
+        elif path.suffix.lower() == ".csv":
+            dataset = read_csv(path)
+            files += [InputFile(s.path, s.name or str(s.path)) for s in dataset.samples]
+            files += [
+                InputFile(path.parent / m.filename, m.filename, "file not found") for m in dataset.missing
+            ]
+        elif path.suffix.lower() in LIST_SUFFIXES:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    listed = Path(line.strip())
+                    listed = listed if listed.is_absolute() else path.parent / listed
+                    files.append(
+                        InputFile(listed, line.strip(), None if listed.is_file() else "file not found")
+                    )
+        else:
+            files.append(InputFile(path, str(path)))
+    return files, skipped
+
+
+def predict_rows(
+    predictor: Predictor,
+    files: Sequence[InputFile],
+    *,
+    top_k: int = 3,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: object = None,
+) -> list[dict[str, object]]:
+    """One row per input file, in order: filename, label, confidence, the next top-k, error."""
+    rows: dict[int, dict[str, object]] = {}
+    todo = [i for i, f in enumerate(files) if f.error is None]
+    for i, f in enumerate(files):
+        if f.error is not None:
+            rows[i] = {"filename": f.name, "error": f.error}
+    paths = [files[i].path for i in todo]
+    results = predictor.predict_files(paths, top_k=top_k, batch_size=batch_size, workers=workers)
+    for i, (_, prediction, error) in zip(todo, results, strict=True):
+        row: dict[str, object] = {"filename": files[i].name}
+        if prediction is None:
+            row["error"] = error
+        else:
+            row |= {"label": prediction.label, "confidence": round(prediction.confidence, 6)}
+            for rank, (label, prob) in enumerate(prediction.top_k[1:], start=2):
+                row |= {f"top{rank}_label": label, f"top{rank}_confidence": round(prob, 6)}
+        rows[i] = row
+        if progress is not None:
+            progress.update(1)  # type: ignore[attr-defined]
+    return [rows[i] for i in range(len(files))]
+
+
+def write_predictions_csv(
+    rows: Sequence[dict[str, object]], path: Path, *, top_k: int, submission: bool = False
+) -> None:
+    """The CSV is written to a temporary file and renamed: an interrupted run leaves no partial file."""
+    import csv
+
+    from actiscope.files import atomic_output
+
+    columns = ["filename", "label"]
+    if not submission:
+        columns += ["confidence"]
+        for rank in range(2, top_k + 1):
+            columns += [f"top{rank}_label", f"top{rank}_confidence"]
+        columns += ["error"]
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
