@@ -35,7 +35,7 @@ RECIPE = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", required=True)
-    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--minutes", type=float, default=25)
     parser.add_argument("--out", default="/tmp/bench/runs")
     parser.add_argument("--name", default="recipe")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe values")

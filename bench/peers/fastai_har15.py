@@ -23,7 +23,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", required=True)
-    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--minutes", type=float, default=25)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--lr", type=float, default=2e-3)

@@ -24,7 +24,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", required=True)
-    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--minutes", type=float, default=25)
     parser.add_argument("--size", type=int, default=112)
     args = parser.parse_args()
     start = time.time()

@@ -277,6 +277,22 @@ def _print_predictions(rows: list[dict[str, object]], top_k: int) -> None:
         print(f"{name:<{width}}  " + "  ".join(ranked))
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from actiscope.export import export
+
+    result = export(args.model, args.format, out=args.out, quantize=args.quantize)
+    print(f"wrote {result.path}")
+    if result.max_prob_diff is not None:
+        print(f"largest probability difference, PyTorch vs {args.format}: {result.max_prob_diff:.2e} "
+              f"on {result.check_source}")  # fmt: skip
+    if result.int8:
+        q = result.int8
+        print(f"int8 on {int(q['test_images'])} test images: accuracy {q['fp32_accuracy']:.4f} -> {q['int8_accuracy']:.4f}, "
+              f"{q['fp32_images_per_s']:.1f} -> {q['int8_images_per_s']:.1f} images/s "
+              f"({q['int8_images_per_s'] / q['fp32_images_per_s']:.2f}x)")  # fmt: skip
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="actiscope", description="Recognise human actions in images and clips.")
     parser.add_argument("--version", action="version", version=f"actiscope {__version__}")
@@ -314,6 +330,15 @@ def build_parser() -> ArgumentParser:
         help="submission: only filename,label (a Kaggle submission)",
     )
     predict.set_defaults(handler=cmd_predict)
+
+    export = sub.add_parser("export", help="export a model package to ONNX or TorchScript")
+    export.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
+    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    export.add_argument("--out", type=Path, help="default: into the package, where --backend onnx finds it")
+    export.add_argument(
+        "--quantize", choices=("int8",), help="ONNX Runtime static int8, calibrated on training images"
+    )
+    export.set_defaults(handler=cmd_export)
     return parser
 
 

@@ -7,7 +7,7 @@ It applies exactly the preprocessing recorded in model.json, through the same fu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -70,7 +70,8 @@ class Predictor:
         if backend not in BACKENDS:
             raise ActiscopeError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         if backend == "onnx":
-            return cls(read_meta(path), _onnx_runner(package_dir(path) / ONNX_FILE), backend="onnx")
+            session = onnx_session(package_dir(path) / ONNX_FILE)
+            return cls(read_meta(path), lambda batch: session(batch.numpy()), backend="onnx")
         model, meta = load_package(path)
         use_bf16 = cpu_has_bf16() if bf16 is None else bf16
         model = model.to(memory_format=torch.channels_last)
@@ -84,10 +85,7 @@ class Predictor:
 
     # -- prediction -----------------------------------------------------------------------------------
     def probabilities(self, batch: torch.Tensor) -> np.ndarray:
-        logits = self._run(batch)  # type: ignore[operator]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self._run(batch))  # type: ignore[operator]
 
     def predict(
         self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32
@@ -147,7 +145,8 @@ def _collate(
     return [i for i, _, _ in items], torch.stack(good) if good else torch.empty(0), errors
 
 
-def _onnx_runner(path: Path) -> object:
+def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime session on the CPU as a function: NCHW float32 batch -> logits."""
     if not path.is_file():
         raise ActiscopeError(
             f"{path}: no ONNX model in the package; create it with `actiscope export MODEL --format onnx`"
@@ -160,11 +159,12 @@ def _onnx_runner(path: Path) -> object:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch})[0]
 
-    def run(batch: torch.Tensor) -> np.ndarray:
-        return session.run(None, {name: batch.numpy()})[0]
 
-    return run
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,24 @@ def test_time_limit_stops_and_keeps_the_best_model(colour_data: Path, tmp_path: 
     )
     assert 1 <= result.epochs < 500
     assert load_package(result.run_dir)[1].metrics["best_epoch"] is not None
+
+
+def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from actiscope.engine import module as module_py
+
+    now = [1000.0]
+    monkeypatch.setattr(module_py.time, "monotonic", lambda: now[0])
+    classifier = module_py.ActionClassifier("simple-cnn", ["a", "b"], lr=1.0, time_budget_s=100.0, channels_last=False)
+    monkeypatch.setattr(module_py.ActionClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=1000, max_epochs=10))
+    config = classifier.configure_optimizers()
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    now[0] += 50  # half the budget gone after a single step: the schedule is half-way, not 0.1% of the way
+    optimizer.step()
+    schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02 + 0.98 * 0.5, rel=1e-3)
+    now[0] += 60  # past the budget: the floor
+    optimizer.step()
+    schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)

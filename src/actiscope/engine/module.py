@@ -178,8 +178,9 @@ class ActionClassifier(L.LightningModule):
         else:  # cosine with linear warmup
             per_epoch = total / max(1, self.trainer.max_epochs or 1)
             warmup = int(hp.warmup_epochs * per_epoch)
+            clock = _BudgetClock(hp.time_budget_s)
             schedule = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: _warmup_cosine(step, warmup, total)
+                optimizer, lambda step: _warmup_cosine(step, warmup, total, clock())
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actiscope.cli import main
+from actiscope.config import TrainConfig
+from actiscope.engine.fit import train
+from actiscope.export import ExportError, export
+from actiscope.predict import Predictor
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import write_colour_classes
+
+    root = tmp_path_factory.mktemp("export")
+    data = write_colour_classes(root / "data")
+    config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
+                         workers=0, augment="light", out=str(root / "runs"), name="run")  # fmt: skip
+    return train(config).run_dir
+
+
+def test_onnx_export_matches_pytorch_and_backends_agree(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(trained_run), "--format", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "largest probability difference, PyTorch vs onnx" in out and "test images of the run" in out
+    result = export(trained_run, "onnx")
+    assert result.path == trained_run / "model" / "model.onnx" and result.max_prob_diff < 1e-4
+    assert result.checked > 0
+
+    images = sorted((trained_run.parent.parent / "data").rglob("*.png"))
+    by_torch = Predictor.load(trained_run, "torch").predict(images)
+    by_onnx = Predictor.load(trained_run, "onnx").predict(images, batch_size=7)  # dynamic batch size
+    assert [p.label for p in by_torch] == [p.label for p in by_onnx]
+    assert max(abs(a.confidence - b.confidence) for a, b in zip(by_torch, by_onnx, strict=True)) < 1e-4
+
+
+def test_torchscript_export(trained_run: Path) -> None:
+    result = export(trained_run, "torchscript")
+    assert result.path.name == "model.torchscript.pt" and result.path.is_file()
+    assert result.max_prob_diff is not None and result.max_prob_diff < 1e-5
+
+
+def test_int8_reports_accuracy_and_speed(trained_run: Path) -> None:
+    result = export(trained_run, "onnx", quantize="int8", calibration_images=16)
+    report = result.int8
+    assert report is not None and (trained_run / "model" / "model.int8.onnx").is_file()
+    assert report["test_images"] > 0 and 0 <= report["int8_accuracy"] <= 1
+    assert report["fp32_accuracy"] >= 0.9  # the colour task is learned; the report is about real numbers
+    assert report["int8_images_per_s"] > 0
+
+
+def test_export_errors(trained_run: Path) -> None:
+    with pytest.raises(ExportError, match="works on the ONNX export"):
+        export(trained_run, "torchscript", quantize="int8")
+    with pytest.raises(ExportError, match="unknown export format"):
+        export(trained_run, "tflite")
