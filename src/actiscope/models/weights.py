@@ -88,26 +88,21 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source: str) -> LoadReport:
     """Load backbone tensors by name; the original classifier goes to our head only if it has our shape."""
-    state = _strip_prefixes(state, set(model.backbone.state_dict()))
     own = model.backbone.state_dict()
-    head_prefix = f"{model.classifier_key}." if model.classifier_key else None
-    head_state = {
-        k.removeprefix(head_prefix): v for k, v in state.items() if head_prefix and k.startswith(head_prefix)
-    }
-    head_state |= {
-        k.removeprefix("head."): v
-        for k, v in state.items()
-        if k.startswith("head.") and k.removeprefix("head.") in ("weight", "bias")
-    }
+    state = _strip_prefixes(state, set(own))
+    head_prefix = f"{model.classifier_key}." if model.classifier_key else "head."
 
-    matched, wrong_shape = {}, []
-    for key, value in state.items():
-        if key in own:
-            if own[key].shape == value.shape:
-                matched[key] = value
-            else:
-                wrong_shape.append(f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}")
+    def is_head(key: str) -> bool:  # the architecture's classifier, or our own head
+        return key not in own and (key.startswith(head_prefix) or key in ("head.weight", "head.bias"))
+
+    matched = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    wrong_shape = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and k not in matched
+    ]
     missing = [k for k in own if k not in matched]
+    unexpected = [k for k in state if k not in own and not is_head(k)]
     if missing or wrong_shape:
         parts = (
             [f"{len(missing)} of {len(own)} backbone tensors missing (e.g. {', '.join(missing[:3])})"]
@@ -116,24 +111,20 @@ def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source:
         )
         if wrong_shape:
             parts.append(f"{len(wrong_shape)} of another shape (e.g. {wrong_shape[0]})")
-        extra = [k for k in state if k not in own and not k.startswith(head_prefix or "\0")]
-        if extra:
-            parts.append(f"{len(extra)} keys this model does not have (e.g. {', '.join(extra[:3])})")
+        if unexpected:
+            parts.append(
+                f"{len(unexpected)} keys this model does not have (e.g. {', '.join(unexpected[:3])})"
+            )
         raise WeightsError(
             f"{source} does not fit {model.architecture}: {'; '.join(parts)}; is it another architecture's file?"
         )
     model.backbone.load_state_dict(matched, strict=True)
 
-    head_loaded = False
+    head_state = {k.rpartition(".")[2]: v for k, v in state.items() if is_head(k)}
     head = model.head.state_dict()
-    if head_state.keys() == head.keys() and all(head_state[k].shape == head[k].shape for k in head):
+    head_loaded = head_state.keys() == head.keys() and all(head_state[k].shape == head[k].shape for k in head)
+    if head_loaded:
         model.head.load_state_dict(head_state)
-        head_loaded = True
-    unexpected = [
-        k
-        for k in state
-        if k not in own and not (head_prefix and k.startswith(head_prefix)) and not k.startswith("head.")
-    ]
     if unexpected:
         log.info("%s: %d keys not used (e.g. %s)", source, len(unexpected), ", ".join(unexpected[:3]))
     return LoadReport(len(matched), head_loaded, unexpected)
