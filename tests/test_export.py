@@ -24,7 +24,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train(config).run_dir
 
 
-def test_onnx_export_matches_pytorch_and_backends_agree(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_onnx_export_matches_pytorch_and_backends_agree(
+    trained_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["export", str(trained_run), "--format", "onnx"]) == 0
     out = capsys.readouterr().out
     assert "largest probability difference, PyTorch vs onnx" in out and "test images of the run" in out

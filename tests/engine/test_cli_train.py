@@ -83,7 +83,8 @@ def _cli(*args: str, **kw: object) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]  # fmt: skip
 
 
-def test_ctrl_c_saves_a_resumable_run(colour_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_resumable_run(colour_data: Path, tmp_path: Path, signum: int) -> None:
     run = tmp_path / "runs" / "c"
     proc = _cli(
         "train", str(colour_data), *TINY, "--epochs", "400", "--out", str(tmp_path / "runs"), "--name", "c"
@@ -91,7 +92,7 @@ def test_ctrl_c_saves_a_resumable_run(colour_data: Path, tmp_path: Path) -> None
     deadline = time.monotonic() + 120
     while not (run / "history.csv").is_file() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert f"actiscope train --resume {run}" in err and "Traceback" not in err

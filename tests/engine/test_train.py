@@ -129,8 +129,12 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
 
     now = [1000.0]
     monkeypatch.setattr(module_py.time, "monotonic", lambda: now[0])
-    classifier = module_py.ActionClassifier("simple-cnn", ["a", "b"], lr=1.0, time_budget_s=100.0, channels_last=False)
-    monkeypatch.setattr(module_py.ActionClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=1000, max_epochs=10))
+    classifier = module_py.ActionClassifier(
+        "simple-cnn", ["a", "b"], lr=1.0, time_budget_s=100.0, channels_last=False
+    )
+    monkeypatch.setattr(
+        module_py.ActionClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=1000, max_epochs=10)
+    )
     config = classifier.configure_optimizers()
     optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     now[0] += 50  # half the budget gone after a single step: the schedule is half-way, not 0.1% of the way

@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from actiscope.evaluate.plots import plot_curves
 from actiscope.files import atomic_write_text
@@ -105,7 +106,8 @@ class RNGState(L.Callback):
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C: Lightning stops after the current batch; this saves last.ckpt so --resume continues."""
+    """Ctrl-C or SIGTERM (a preempted job): Lightning stops after the current batch; this saves
+    last.ckpt so --resume continues from there."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -113,7 +115,7 @@ class SaveOnInterrupt(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        if isinstance(exception, KeyboardInterrupt | SIGTERMException):
             trainer.save_checkpoint(self.path)
             log.info("interrupted: saved %s", self.path)
 

@@ -121,7 +121,7 @@ def _fit(
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     except SystemExit:
-        # Lightning exits after a Ctrl-C once callbacks (SaveOnInterrupt) have run.
+        # Lightning exits after Ctrl-C or SIGTERM once callbacks (SaveOnInterrupt) have run.
         raise TrainingInterrupted(
             f"interrupted at epoch {trainer.current_epoch + 1}; the run is saved: continue with "
             f"`actiscope train --resume {run_dir}`"
