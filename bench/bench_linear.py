@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 import torchvision
+from _subset import subset_manifest  # a sibling module: run as `python bench/...`
 
 from actiscope.config import TrainConfig
 from actiscope.engine.fit import train
-from bench._subset import subset_manifest
 
 
 def epoch_seconds(run: Path) -> list[float]:

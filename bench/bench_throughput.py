@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from _subset import subset_manifest  # a sibling module: run as `python bench/...`
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -29,7 +30,6 @@ from actiscope.config import TrainConfig
 from actiscope.data.split import SplitManifest
 from actiscope.engine.fit import train
 from actiscope.engine.hardware import cpu_has_bf16
-from bench._subset import subset_manifest
 
 SIZE, BATCH = 112, 64
 

@@ -345,10 +345,13 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not log.handlers:  # our library's messages; Lightning keeps its own handler
-        stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(stream)
+    # Our library's messages go to the stderr of this call (Lightning keeps its own handler); a handler
+    # from an earlier call in the same process may hold a stream that is gone.
+    for stale in list(log.handlers):
+        log.removeHandler(stale)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(stream)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
