@@ -10,9 +10,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actiscope import __version__
 from actiscope.errors import ActiscopeError
+
+if TYPE_CHECKING:
+    from actiscope.data.inspect import InspectReport
 
 
 class UsageError(ActiscopeError):
@@ -78,8 +82,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if report.has_problems else 0
 
 
-def _print_inspect(report: object) -> None:
-    r = report
+def _print_inspect(r: InspectReport) -> None:
     print(f"{r.root}: {r.format} layout, {r.kind}s, {r.num_files} files, {len(r.classes)} classes")
     for note in r.notes:
         print(f"  note: {note}")

@@ -85,15 +85,12 @@ class ImageDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self.skipped: dict[str, dict[int, str]] = {}
 
-    def _split_samples(self, split: str) -> list[Sample]:
-        return self.manifest.samples(split)
-
     def prepare_data(self) -> None:
         # Called on one process only (rank 0): decode once, the other ranks then open the same files.
         if self.use_cache:
             for split in ("train", "val", "test"):
                 build_cache(
-                    self._split_samples(split), self.data_config.image_size, crop_margin=self.crop_margin
+                    self.manifest.samples(split), self.data_config.image_size, crop_margin=self.crop_margin
                 )
 
     def setup(self, stage: str | None = None) -> None:
@@ -101,7 +98,7 @@ class ImageDataModule(L.LightningDataModule):
             return
         index = {name: i for i, name in enumerate(self.class_names)}
         for split in ("train", "val", "test"):
-            samples = self._split_samples(split)
+            samples = self.manifest.samples(split)
             cache = None
             if self.use_cache:
                 cache = build_cache(samples, self.data_config.image_size, crop_margin=self.crop_margin)
