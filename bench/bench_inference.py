@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_inference.py [--models resnet18,mobilenet_v3_large] [--size 224] [--run RUN]
 
 For each model: images/s at batch 32 and median/p95 latency at batch 1 for PyTorch eager fp32,
-PyTorch channels_last + bf16 autocast, ONNX Runtime fp32 and ONNX Runtime int8 (static, calibrated on
-random images here: speed does not depend on the values). `--run` adds a trained run's model at its own
-size, with int8 calibrated on its training images and accuracy reported by `actiscope export`.
+PyTorch channels_last + bf16 autocast, ONNX Runtime fp32 and ONNX Runtime int8 (actiscope's own
+quantization, calibrated on random images for the untrained models: speed does not depend on the values).
+`--run` adds a trained run's model at its own size, int8 calibrated on its training images, and the
+test-split accuracy of every backend.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actiscope.export import export
+from actiscope.data.split import SplitManifest
+from actiscope.export import export, quantize_onnx
 from actiscope.models.registry import create_model
-from actiscope.package import load_package, save_package
-from actiscope.predict import onnx_session
+from actiscope.package import INT8_FILE, ONNX_FILE, load_package, read_meta, save_package
+from actiscope.predict import Predictor, Preprocessor, onnx_session
 
 
 def rate_and_latency(run: Callable[[np.ndarray], object], size: int, repeats: int = 5) -> dict[str, float]:
@@ -46,64 +48,75 @@ def rate_and_latency(run: Callable[[np.ndarray], object], size: int, repeats: in
             "p95_ms": round(latencies[int(0.95 * len(latencies)) - 1], 2)}  # fmt: skip
 
 
-def torch_runner(model: torch.nn.Module, *, bf16: bool) -> Callable[[np.ndarray], object]:
+def torch_runner(model: torch.nn.Module, *, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
     model = model.eval()
     if bf16:
         model = model.to(memory_format=torch.channels_last)
 
-    def run(batch: np.ndarray) -> object:
+    def run(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(batch)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return model(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
+            return model(x.contiguous(memory_format=torch.channels_last) if bf16 else x).float().numpy()
 
     return run
 
 
-def measure(package: Path, size: int) -> dict[str, dict[str, float]]:
+def runners(package: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     model, _ = load_package(package)
-    export(package, "onnx")
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class RandomImages(CalibrationDataReader):
-        def __init__(self) -> None:
-            rng = np.random.default_rng(1)
-            self.items = iter(
-                [{"pixels": rng.standard_normal((1, 3, size, size)).astype(np.float32)} for _ in range(16)]
-            )
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
-    int8 = package / "model.int8.onnx"
-    if not int8.is_file():
-        quantize_static(str(package / "model.onnx"), str(int8), RandomImages(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     return {
-        "torch_fp32_eager": rate_and_latency(torch_runner(model, bf16=False), size),
-        "torch_channels_last_bf16": rate_and_latency(torch_runner(model, bf16=True), size),
-        "onnxruntime_fp32": rate_and_latency(onnx_session(package / "model.onnx"), size),
-        "onnxruntime_int8": rate_and_latency(onnx_session(int8), size),
+        "torch_fp32_eager": torch_runner(model, bf16=False),
+        "torch_channels_last_bf16": torch_runner(model, bf16=True),
+        "onnxruntime_fp32": onnx_session(package / ONNX_FILE),
+        "onnxruntime_int8": onnx_session(package / INT8_FILE),
     }
+
+
+def test_accuracy(run: Path, backends: dict[str, Callable[[np.ndarray], np.ndarray]]) -> dict[str, float]:
+    manifest = SplitManifest.load(run / "split.json")
+    pixels = Preprocessor(read_meta(run))
+    test = manifest.samples("test")
+    x = torch.stack([pixels(s.path) for s in test]).numpy()
+    y = np.array([manifest.classes.index(s.label) for s in test])  # type: ignore[arg-type]
+    out = {}
+    for name, backend in backends.items():
+        logits = np.concatenate(
+            [np.asarray(backend(x[i : i + 32]), dtype=np.float32) for i in range(0, len(x), 32)]
+        )
+        out[name] = round(float((logits.argmax(1) == y).mean()), 4)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="resnet18,mobilenet_v3_large")
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--run", type=Path, help="also measure this trained run's model")
+    parser.add_argument("--run", type=Path, help="also measure this trained run's model, with accuracy")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="actiscope-infer-"))
-    results = {}
-    for name in args.models.split(","):
+    results: dict[str, object] = {"threads": torch.get_num_threads()}
+    for name in args.models.split(",") if args.models else []:
         package = work / name / "model"
         save_package(
             create_model(name, 15, image_size=args.size), package, class_names=[f"c{i}" for i in range(15)]
         )
-        results[f"{name}@{args.size}"] = measure(package, args.size)
+        export(package, "onnx")
+        rng = np.random.default_rng(1)
+        quantize_onnx(package / ONNX_FILE, package / INT8_FILE,
+                      (rng.standard_normal((1, 3, args.size, args.size)).astype(np.float32) for _ in range(16)))  # fmt: skip
+        results[f"{name}@{args.size}"] = {
+            k: rate_and_latency(r, args.size) for k, r in runners(package).items()
+        }
+        print(json.dumps(results, indent=1), flush=True)
     if args.run:
-        meta_size = load_package(args.run)[1].image_size
-        results[f"run {args.run.name}@{meta_size}"] = measure(args.run / "model", meta_size)
-    print(json.dumps({"threads": torch.get_num_threads(), **results}, indent=1))
+        export(args.run, "onnx", quantize="int8")  # as training does: calibrated on the run's train images
+        size = read_meta(args.run).image_size
+        backends = runners(args.run / "model")
+        results[f"run {args.run.name}@{size}"] = {
+            "speed": {k: rate_and_latency(r, size) for k, r in backends.items()},
+            "test_accuracy": test_accuracy(args.run, backends),
+            "auto_backend": Predictor.load(args.run).backend,
+        }
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,9 @@ import pytest
 from actiscope.cli import main
 from actiscope.config import TrainConfig
 from actiscope.engine.fit import train
+from actiscope.errors import ActiscopeError
 from actiscope.export import ExportError, export
+from actiscope.package import load_package, read_meta, record_export, save_package
 from actiscope.predict import Predictor
 
 pytest.importorskip("onnxruntime")
@@ -22,6 +25,34 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
                          workers=0, augment="light", out=str(root / "runs"), name="run")  # fmt: skip
     return train(config).run_dir
+
+
+def test_training_adds_checked_onnx_and_int8_and_predict_uses_them(trained_run: Path) -> None:
+    package = trained_run / "model"
+    meta = read_meta(package)
+    assert (package / "model.onnx").is_file() and (package / "model.int8.onnx").is_file()
+    assert meta.exports["model.onnx"]["max_prob_diff"] < 1e-4
+    int8 = meta.exports["model.int8.onnx"]
+    assert int8["test_images"] > 0 and int8["fp32_accuracy"] >= 0.9
+    expected = "onnx-int8" if int8["fp32_accuracy"] - int8["int8_accuracy"] <= 0.005 else "onnx"
+    assert Predictor.load(trained_run).backend == expected
+
+
+def test_auto_backend_follows_the_recorded_checks(trained_run: Path, tmp_path: Path) -> None:
+    package = tmp_path / "model"
+    shutil.copytree(trained_run / "model", package)
+    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.8})
+    assert Predictor.load(package).backend == "onnx"  # int8 lost 10 points: not used
+    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.897})
+    assert Predictor.load(package).backend == "onnx-int8"
+    (package / "model.int8.onnx").unlink()
+    assert Predictor.load(package).backend == "onnx"
+    with pytest.raises(ActiscopeError, match="--quantize int8"):
+        Predictor.load(package, "onnx-int8")
+    # New weights make every export stale: saving the package removes them, auto falls back to PyTorch.
+    model, meta = load_package(package)
+    save_package(model, package, class_names=meta.class_names)
+    assert not (package / "model.onnx").exists() and Predictor.load(package).backend == "torch"
 
 
 def test_onnx_export_matches_pytorch_and_backends_agree(

@@ -160,6 +160,7 @@ TRAIN_HELP = {
     "cache": "decoded-image cache (--no-cache decodes every epoch)",
     "out": "parent folder of run directories",
     "name": "run name (default: model and time)",
+    "export": "after training, add ONNX (onnx) and an accuracy-checked int8 model (int8) to the package",
 }
 
 
@@ -323,7 +324,12 @@ def build_parser() -> ArgumentParser:
     )
     predict.add_argument("--out", type=Path, help="write a CSV here (default: print a table)")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    predict.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        default="auto",
+        help="auto: int8 ONNX if its accuracy check passed at export, else ONNX, else PyTorch",
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
     predict.add_argument(

@@ -16,6 +16,7 @@ MODES = ("scratch", "linear", "finetune")
 AUGMENTS = ("none", "light", "standard", "strong")
 BALANCES = ("none", "oversample", "weights", "trim")
 PRECISIONS = ("auto", "32", "bf16")
+EXPORTS = ("none", "onnx", "int8")
 
 
 class ConfigError(ActiscopeError):
@@ -63,10 +64,11 @@ class TrainConfig:
     name: str | None = None
     ask: int = 0  # ask every N epochs on a terminal; 0 disables
     cache: bool = True  # decoded-image cache
+    export: str = "int8"  # fast CPU inference files added to the package after training
 
     def __post_init__(self) -> None:
         choices = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "mode": MODES, "augment": AUGMENTS,
-                   "balance": BALANCES, "precision": PRECISIONS}  # fmt: skip
+                   "balance": BALANCES, "precision": PRECISIONS, "export": EXPORTS}  # fmt: skip
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,11 @@ import torch
 from actiscope.data.split import SplitManifest
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
-from actiscope.package import load_package, package_dir
-from actiscope.predict import ONNX_FILE, Preprocessor, onnx_session, softmax
+from actiscope.package import INT8_FILE, ONNX_FILE, TORCHSCRIPT_FILE, load_package, package_dir, record_export
+from actiscope.predict import Preprocessor, onnx_session, softmax
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "torchscript")
-INT8_FILE, TORCHSCRIPT_FILE = "model.int8.onnx", "model.torchscript.pt"
 
 
 class ExportError(ActiscopeError):
@@ -56,22 +56,27 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
     with torch.inference_mode():
         reference = torch.softmax(model(pixels), 1).numpy()
 
-    if fmt == "torchscript":
-        with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp:
+        if fmt == "torchscript":
             torch.jit.save(torch.jit.trace(model, example), str(tmp))
+        else:
+            torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
+                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                              dynamo=False)  # fmt: skip
+    if fmt == "torchscript":
         scripted = torch.jit.load(str(target))
         with torch.inference_mode():
-            diff = float(np.abs(torch.softmax(scripted(pixels), 1).numpy() - reference).max())
-        return ExportResult(target, diff, len(pixels), source)
-
-    with atomic_output(target) as tmp:
-        torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
-                          dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)  # fmt: skip
-    diff = float(np.abs(softmax(onnx_session(target)(pixels.numpy())) - reference).max())
-    result = ExportResult(target, diff, len(pixels), source)
+            probs = torch.softmax(scripted(pixels), 1).numpy()
+    else:
+        probs = softmax(onnx_session(target)(pixels.numpy()))
+    result = ExportResult(target, float(np.abs(probs - reference).max()), len(pixels), source)
+    in_package = target.parent.resolve() == directory.resolve()
+    if in_package:
+        record_export(directory, target.name, {"max_prob_diff": result.max_prob_diff, "checked_on": source})
     if quantize:
         result.int8 = quantize_int8(directory, target, Preprocessor(meta), calibration_images)
+        if in_package:
+            record_export(directory, INT8_FILE, result.int8)
     return result
 
 
@@ -92,8 +97,6 @@ def quantize_int8(
     directory: Path, onnx_path: Path, pixels: Preprocessor, calibration_images: int
 ) -> dict[str, float]:
     """Static int8 quantization calibrated on training images; accuracy and speed before and after."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     split = directory.parent / "split.json"
     if not split.is_file():
         raise ExportError(
@@ -102,27 +105,58 @@ def quantize_int8(
     manifest = SplitManifest.load(split)
     train = manifest.samples("train")
     calibration = random.Random(0).sample(train, min(calibration_images, len(train)))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"pixels": pixels(s.path)[None].numpy()} for s in calibration])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.batches, None)
-
     target = directory / INT8_FILE
-    with atomic_output(target) as tmp:
-        quantize_static(str(onnx_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
-    test = manifest.samples("test")
+    quantize_onnx(onnx_path, target, (pixels(s.path)[None].numpy() for s in calibration))
+    test = manifest.samples("test") or manifest.samples("val")
+    if not test:
+        raise ExportError(f"{split}: no test or val images to check the int8 model's accuracy on")
     index = {name: i for i, name in enumerate(manifest.classes)}
     x = torch.stack([pixels(s.path) for s in test]).numpy()
     y = np.array([index[s.label] for s in test])  # type: ignore[index]
     report: dict[str, float] = {"test_images": len(test)}
+    predicted = {}
     for name, path in (("fp32", onnx_path), ("int8", target)):
         run = onnx_session(path)
         start = time.perf_counter()
-        logits = np.concatenate([run(x[i : i + 32]) for i in range(0, len(x), 32)])
+        predicted[name] = np.concatenate([run(x[i : i + 32]) for i in range(0, len(x), 32)]).argmax(1)
         report[f"{name}_images_per_s"] = round(len(x) / (time.perf_counter() - start), 1)
-        report[f"{name}_accuracy"] = round(float((logits.argmax(1) == y).mean()), 4)
+        report[f"{name}_accuracy"] = round(float((predicted[name] == y).mean()), 4)
+    report["top1_agreement"] = round(float((predicted["fp32"] == predicted["int8"]).mean()), 4)
     return report
+
+
+def quantize_onnx(onnx_path: Path, target: Path, calibration: Iterable[np.ndarray]) -> None:
+    """ONNX Runtime static int8 (QOperator, per-channel weights), calibrated on NCHW float32 batches.
+
+    Shape inference and graph optimisation first, then QOperator (fused int8 kernels): on AVX2 this
+    measured 84 vs 31 images/s for plain QDQ (resnet18 at 224). The first convolution and the classifier
+    stay fp32: quantizing them cost 1.1 accuracy points on har15, keeping them costs ~20% of the speed.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = iter(calibration)
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(batches, None)
+            return None if batch is None else {"pixels": batch}
+
+    with atomic_output(target) as tmp:
+        prepared = tmp.with_name(tmp.name + ".prepared.onnx")
+        try:
+            quant_pre_process(str(onnx_path), str(prepared))
+            quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QOperator,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=_first_and_last_layers(prepared))  # fmt: skip
+        finally:
+            prepared.unlink(missing_ok=True)
+
+
+def _first_and_last_layers(onnx_path: Path) -> list[str]:
+    import onnx
+
+    weighted = [
+        n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+    ]
+    return sorted({weighted[0], weighted[-1]}) if weighted else []

@@ -7,7 +7,7 @@ normalisation, class names in index order, actiscope version and the headline me
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,10 @@ from actiscope.models.registry import ActionModel, create_model
 
 PACKAGE_FORMAT = 1
 WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
+# Files derived from the weights by `actiscope export`; saving new weights removes them, so a package
+# never pairs new weights with an old export.
+ONNX_FILE, INT8_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.int8.onnx", "model.torchscript.pt"
+EXPORT_FILES = (ONNX_FILE, INT8_FILE, TORCHSCRIPT_FILE)
 
 
 class PackageError(ActiscopeError):
@@ -36,6 +40,7 @@ class PackageMeta:
     frames: int | None = None
     resize: str = "squash"  # whole image resized to image_size x image_size (transforms.preprocess)
     metrics: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)  # export file -> its check (export.py)
     actiscope_version: str = __version__
     created: str = ""
     package_format: int = PACKAGE_FORMAT
@@ -56,11 +61,21 @@ def save_package(
         metrics=metrics or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in EXPORT_FILES:
+        (directory / stale).unlink(missing_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_output(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"architecture": model.architecture})
     atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
     return meta
+
+
+def record_export(directory: Path, filename: str, check: dict[str, Any]) -> PackageMeta:
+    """Note an exported file and how it was checked in model.json (rewritten atomically)."""
+    meta = read_meta(directory)
+    updated = replace(meta, exports={**meta.exports, filename: check})
+    atomic_write_text(directory / META_FILE, json.dumps(asdict(updated), indent=2))
+    return updated
 
 
 def package_dir(path: str | Path) -> Path:

@@ -15,7 +15,18 @@ import torch
 from actiscope.cli import main
 from tests.conftest import write_class_folders
 
-TINY = ["--model", "simple-cnn", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
+TINY = [
+    "--model",
+    "simple-cnn",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--export",
+    "none",
+]
 
 
 def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

@@ -20,6 +20,7 @@ TINY = {
     "lr": 3e-3,
     "workers": 0,
     "augment": "light",
+    "export": "none",
 }
 
 

@@ -6,12 +6,16 @@ the Predictor all call it, so train and serve cannot drift apart.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import v2
 
 from actiscope.models.registry import DataConfig
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 
 def preprocess(image: Image.Image, image_size: int) -> np.ndarray:
@@ -20,15 +24,26 @@ def preprocess(image: Image.Image, image_size: int) -> np.ndarray:
     return np.array(image.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def normalize(config: DataConfig) -> v2.Compose:
-    """uint8 CHW tensor -> normalised float tensor."""
-    return v2.Compose(
-        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(config.mean), list(config.std))]
-    )
+class Normalize:
+    """uint8 CHW (or NCHW) tensor -> float tensor scaled to [0, 1] and normalised per channel. Plain
+    torch, so prediction does not import torchvision (seconds of start-up on two cores)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels.to(torch.float32) / 255.0 - self.mean) / self.std
+
+
+def normalize(config: DataConfig) -> Normalize:
+    return Normalize(config.mean, config.std)
 
 
 def train_transform(config: DataConfig, preset: str) -> v2.Compose:
     """Augmentation presets on uint8 CHW tensors, then normalisation."""
+    from torchvision.transforms import v2
+
     size = config.image_size
     flip = v2.RandomHorizontalFlip()
     steps: list[v2.Transform] = {
@@ -50,7 +65,7 @@ def train_transform(config: DataConfig, preset: str) -> v2.Compose:
     return v2.Compose([*steps, normalize(config), *after])
 
 
-def eval_transform(config: DataConfig) -> v2.Compose:
+def eval_transform(config: DataConfig) -> Normalize:
     return normalize(config)
 
 
