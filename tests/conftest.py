@@ -81,3 +81,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     path = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("ACTISCOPE_CACHE", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained on the colour task, with the ONNX and int8 files training adds. Shared:
+    tests that change its package work on a copy."""
+    from actiscope.config import TrainConfig
+    from actiscope.engine.fit import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = write_colour_classes(root / "data")
+    config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
+                         workers=0, augment="light", out=str(root / "runs"), name="run", cache=False)  # fmt: skip
+    return train(config).run_dir

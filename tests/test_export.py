@@ -6,25 +6,12 @@ from pathlib import Path
 import pytest
 
 from actiscope.cli import main
-from actiscope.config import TrainConfig
-from actiscope.engine.fit import train
 from actiscope.errors import ActiscopeError
 from actiscope.export import ExportError, export
 from actiscope.package import load_package, read_meta, record_export, save_package
 from actiscope.predict import Predictor
 
 pytest.importorskip("onnxruntime")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import write_colour_classes
-
-    root = tmp_path_factory.mktemp("export")
-    data = write_colour_classes(root / "data")
-    config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
-                         workers=0, augment="light", out=str(root / "runs"), name="run")  # fmt: skip
-    return train(config).run_dir
 
 
 def test_training_adds_checked_onnx_and_int8_and_predict_uses_them(trained_run: Path) -> None:

@@ -297,6 +297,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from actiscope.evaluate.report import evaluate
+
+    result = evaluate(args.model, args.data, split=args.split, out=args.out, tta=args.tta, backend=args.backend,
+                      data_format=args.format, batch_size=args.batch_size, workers=args.workers)  # fmt: skip
+    m = result.metrics
+
+    def show(value: object) -> str:
+        return "undefined" if value is None else f"{value:.4f}"
+
+    print(f"{m['images']} images of {m['data']} ({m['backend']} backend{', flip TTA' if m['tta'] else ''})")
+    print(f"accuracy {show(m['accuracy'])}  balanced accuracy {show(m['balanced_accuracy'])}  "
+          f"macro-F1 {show(m['f1']['macro'])}  weighted-F1 {show(m['f1']['weighted'])}")  # fmt: skip
+    topk = "  ".join(f"top-{k} {show(v)}" for k, v in m["top_k_accuracy"].items())
+    print(f"{topk}  kappa {show(m['cohen_kappa'])}  log loss {show(m['log_loss'])}  "
+          f"ECE {show(m['expected_calibration_error'])}".strip())  # fmt: skip
+    for note in m["undefined"]:
+        print(f"  undefined: {note}")
+    if m["unreadable"]:
+        print(f"{m['unreadable']} unreadable image(s) not evaluated, listed in metrics.json", file=sys.stderr)
+        for u in m["unreadable_files"][:5]:
+            print(f"  unreadable: {u['path']}: {u['error']}", file=sys.stderr)
+    print(f"report: {result.out / 'report.md'}")
+    return 0
+
+
+def _add_inference_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        default="auto",
+        help="auto: int8 ONNX if its accuracy check passed at export, else ONNX, else PyTorch",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="actiscope", description="Recognise human actions in images and clips.")
     parser.add_argument("--version", action="version", version=f"actiscope {__version__}")
@@ -324,14 +361,7 @@ def build_parser() -> ArgumentParser:
     )
     predict.add_argument("--out", type=Path, help="write a CSV here (default: print a table)")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx", "onnx-int8"),
-        default="auto",
-        help="auto: int8 ONNX if its accuracy check passed at export, else ONNX, else PyTorch",
-    )
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
+    _add_inference_args(predict)
     predict.add_argument(
         "--format",
         choices=("full", "submission"),
@@ -339,6 +369,18 @@ def build_parser() -> ArgumentParser:
         help="submission: only filename,label (a Kaggle submission)",
     )
     predict.set_defaults(handler=cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="metrics, plots and report.md on a test split or dataset")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
+    evaluate.add_argument(
+        "data", type=Path, nargs="?", metavar="DATA", help="labelled dataset (default: the run's split.json)"
+    )
+    evaluate.add_argument("--split", default="test", help="which split of the run or dataset (default: test)")
+    evaluate.add_argument("--out", type=Path, help="folder for the report (default: RUN/eval)")
+    evaluate.add_argument("--tta", action="store_true", help="average with the horizontally flipped image")
+    evaluate.add_argument("--format", help="dataset format when not detected (folder, csv, stanford40)")
+    _add_inference_args(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     export = sub.add_parser("export", help="export a model package to ONNX or TorchScript")
     export.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")

@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from actiscope.data.images import ImageReadError, load_image
-from actiscope.data.transforms import normalize, preprocess
+from actiscope.data.transforms import hflip_tta, normalize, preprocess
 from actiscope.engine.hardware import cpu_has_bf16
 from actiscope.errors import ActiscopeError
 from actiscope.models.registry import DataConfig
@@ -94,36 +94,42 @@ class Predictor:
         return cls(meta, run, backend="torch")
 
     # -- prediction -----------------------------------------------------------------------------------
-    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
-        return softmax(self._run(batch))  # type: ignore[operator]
+    def probabilities(self, batch: torch.Tensor, *, tta: bool = False) -> np.ndarray:
+        """Class probabilities for a normalised NCHW batch; `tta` averages in the mirrored image."""
+        probs = softmax(self._run(batch))  # type: ignore[operator]
+        if tta:
+            probs = (probs + softmax(self._run(hflip_tta(batch)))) / 2  # type: ignore[operator]
+        return probs
 
     def predict(
-        self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32
+        self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32, tta: bool = False
     ) -> list[Prediction]:
         """Predict in-memory images or files; a bad file raises ImageReadError naming it."""
         out: list[Prediction] = []
         for start in range(0, len(inputs), batch_size):
             batch = torch.stack([self.pixels(item) for item in inputs[start : start + batch_size]])
-            out += self._decode(self.probabilities(batch), top_k)
+            out += self._decode(self.probabilities(batch, tta=tta), top_k)
         return out
 
-    def predict_files(
-        self, paths: Sequence[Path], *, top_k: int = 3, batch_size: int = 32, workers: int = 2
-    ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
-        """(path, prediction, error) for each file, in order. Decoding runs in DataLoader workers in
+    def file_probabilities(
+        self, paths: Sequence[Path], *, batch_size: int = 32, workers: int = 2, tta: bool = False
+    ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        """(index, probabilities, error) for each file, in order. Decoding runs in DataLoader workers in
         parallel with inference, and an unreadable file yields its error instead of stopping the run."""
         loader = DataLoader(
             _Files(paths, self.pixels), batch_size=batch_size, num_workers=workers, collate_fn=_collate
         )
         for indices, batch, errors in loader:
-            predictions = iter(
-                self._decode(self.probabilities(self.pixels.normalize(batch)), top_k) if len(batch) else []
-            )
+            probs = iter(self.probabilities(self.pixels.normalize(batch), tta=tta) if len(batch) else [])
             for i in indices:
-                if i in errors:
-                    yield paths[i], None, errors[i]
-                else:
-                    yield paths[i], next(predictions), None
+                yield (i, None, errors[i]) if i in errors else (i, next(probs), None)
+
+    def predict_files(
+        self, paths: Sequence[Path], *, top_k: int = 3, batch_size: int = 32, workers: int = 2
+    ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
+        """(path, prediction, error) for each file, in order (see `file_probabilities`)."""
+        for i, probs, error in self.file_probabilities(paths, batch_size=batch_size, workers=workers):
+            yield paths[i], None if probs is None else self._decode(probs[None], top_k)[0], error
 
     def _decode(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
         k = max(1, min(top_k, len(self.class_names)))
