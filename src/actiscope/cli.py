@@ -323,6 +323,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from actiscope.config import TrainConfig
+    from actiscope.evaluate.compare import compare
+
+    options = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in ("data", "model", "name", "out") and getattr(args, f.name, None) is not None
+    }
+    result = compare(args.data, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble,
+                     options=options)  # fmt: skip
+    print((result.out / "leaderboard.md").read_text(encoding="utf-8"))
+    failed = [r for r in result.rows if r.status != "done"]
+    if result.best is None:
+        print("actiscope: error: every architecture failed; see the status column above", file=sys.stderr)
+        return 1
+    print(f"best by {args.select}: {result.best.model}; its package: {result.out / 'best'}")
+    return 1 if failed else 0
+
+
 def _add_inference_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -369,6 +391,19 @@ def build_parser() -> ArgumentParser:
         help="submission: only filename,label (a Kaggle submission)",
     )
     predict.set_defaults(handler=cmd_predict)
+
+    compare = sub.add_parser("compare", help="train several architectures on one split and rank them")
+    compare.add_argument("data", type=Path, metavar="DATA", help="dataset folder or CSV file")
+    compare.add_argument(
+        "--models", required=True, help="comma-separated registry names (see `actiscope models`)"
+    )
+    compare.add_argument("--out", type=Path, default=Path("compare"), help="folder for runs and leaderboard")
+    compare.add_argument("--select", choices=("accuracy", "macro_f1"), default="accuracy")
+    compare.add_argument(
+        "--ensemble", type=int, default=0, metavar="K", help="also average the K best models"
+    )
+    _add_train_options(compare, skip=("model", "name", "out"))
+    compare.set_defaults(handler=cmd_compare)
 
     evaluate = sub.add_parser("evaluate", help="metrics, plots and report.md on a test split or dataset")
     evaluate.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")

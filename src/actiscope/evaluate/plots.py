@@ -195,3 +195,17 @@ def plot_mistakes(items: Sequence[tuple[Path, str, str, float]], path: Path, *, 
     if not items:
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     _save(fig, path)
+
+
+def plot_compare(points: Sequence[tuple[str, float, float, float]], ylabel: str, path: Path) -> None:
+    """(name, inference ms, score, parameters in millions) per model: score against inference cost."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, ms, score, params in points:
+        ax.scatter(ms, score, s=30 + 8 * params, alpha=0.7)
+        ax.annotate(name, (ms, score), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="CPU inference ms/image (batch 1, log scale)", ylabel=ylabel,
+           title=f"{ylabel} against inference cost (marker size: parameters)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    _save(fig, path)
