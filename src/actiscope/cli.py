@@ -345,6 +345,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from actiscope.explain import explain
+
+    out = args.out or Path(f"{args.image.stem}.{args.method.replace('+', 'p')}.png")
+    result = explain(args.model, args.image, out=out, class_name=args.class_name, method=args.method)
+    for rank, (label, prob) in enumerate(result.top, start=1):
+        print(f"{rank}. {label} {prob:.3f}")
+    print(f"{args.method} for {result.target!r}: {out}")
+    return 0
+
+
 def _add_inference_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -416,6 +427,16 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--format", help="dataset format when not detected (folder, csv, stanford40)")
     _add_inference_args(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    explain = sub.add_parser("explain", help="Grad-CAM heat map: where the model looked")
+    explain.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
+    explain.add_argument("image", type=Path, metavar="IMAGE")
+    explain.add_argument("--out", type=Path, help="overlay PNG (default: IMAGE_STEM.gradcam.png here)")
+    explain.add_argument(
+        "--class", dest="class_name", metavar="NAME", help="explain this class (default: top-1)"
+    )
+    explain.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam")
+    explain.set_defaults(handler=cmd_explain)
 
     export = sub.add_parser("export", help="export a model package to ONNX or TorchScript")
     export.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
