@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Tests run on the CPU, always, and quietly.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# The web app's settings read these at import: the test run keeps its database, uploads and secret
+# key in a folder of its own, never in the user's ~/.local/share/actiscope.
+os.environ.setdefault("ACTISCOPE_DATA_DIR", tempfile.mkdtemp(prefix="actiscope-test-data-"))
 
 
 def noise_image(

@@ -356,6 +356,54 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Apply migrations, then hand the process to gunicorn (a production WSGI server)."""
+    import os
+    import socket
+    import sqlite3
+
+    from actiscope.package import package_dir
+
+    if args.model is not None:
+        package_dir(args.model)  # a wrong path is a one-line error now, not a 503 later
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port"
+            ) from None
+    os.environ["ACTISCOPE_RUNS"] = str(args.runs.expanduser().resolve())
+    if args.model is not None:
+        os.environ["ACTISCOPE_MODEL"] = str(args.model.expanduser().resolve())
+    if args.data_dir is not None:
+        os.environ["ACTISCOPE_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "actiscope.web.settings")
+    import django
+    from django.core.management import call_command
+    from django.db.utils import Error as DatabaseError
+
+    try:
+        django.setup()
+        call_command("migrate", interactive=False, verbosity=0)
+    except (DatabaseError, sqlite3.Error, OSError) as exc:
+        raise UsageError(
+            f"the database is not usable: {str(exc).splitlines()[0]}; check DATABASE_URL or --data-dir"
+        ) from None
+    from django.conf import settings
+
+    print(f"actiscope serving on http://{args.host}:{args.port}/  (runs: {settings.RUNS_DIR}, "
+          f"data: {settings.DATA_DIR}, {args.workers} workers); Ctrl-C stops", flush=True)  # fmt: skip
+    command = [sys.executable, "-m", "gunicorn", "actiscope.web.wsgi:application", "--bind", f"{args.host}:{args.port}",
+               "--workers", str(args.workers), "--timeout", "120", "--graceful-timeout", "10",
+               "--access-logfile", "-" if args.verbose else "/dev/null"]  # fmt: skip
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
 def _add_inference_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -427,6 +475,17 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--format", help="dataset format when not detected (folder, csv, stanford40)")
     _add_inference_args(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    serve = sub.add_parser("serve", help="the web app and JSON API (gunicorn), with the runs dashboard")
+    serve.add_argument("--runs", type=Path, default=Path("runs"), help="the runs the dashboard shows")
+    serve.add_argument("--model", type=Path, help="model package or run to serve (default: the newest run)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="database, uploads and secret key (default: $ACTISCOPE_DATA_DIR)"
+    )
+    serve.set_defaults(handler=cmd_serve)
 
     explain = sub.add_parser("explain", help="Grad-CAM heat map: where the model looked")
     explain.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")

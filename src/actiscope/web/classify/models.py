@@ -1,0 +1,31 @@
+"""What the web app stores: every prediction (with its upload under a generated name) and which model
+is active."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Prediction(models.Model):
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    image = models.CharField(max_length=200)  # generated file name under MEDIA_ROOT; never the user's
+    original_name = models.CharField(max_length=255, blank=True)  # only ever displayed, escaped
+    model_name = models.CharField(max_length=200, db_index=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    label = models.CharField(max_length=200, db_index=True)
+    confidence = models.FloatField()
+    top_k = models.JSONField()  # [[label, probability], ...] best first
+    latency_ms = models.FloatField()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.confidence:.2f})"
+
+
+class ActiveModel(models.Model):
+    """One row: the model package the app serves, chosen on the runs dashboard."""
+
+    path = models.CharField(max_length=1000)
+    changed = models.DateTimeField(auto_now=True)

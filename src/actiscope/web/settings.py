@@ -1,0 +1,143 @@
+"""Django settings for `actiscope serve`, read from the environment (twelve-factor style).
+
+ACTISCOPE_DATA_DIR   database, uploads, secret key (default ~/.local/share/actiscope)
+ACTISCOPE_RUNS       the runs the dashboard shows (default ./runs)
+ACTISCOPE_MODEL      the model package or run to serve (default: the active or newest run)
+DATABASE_URL         e.g. postgres://user:pass@host/db (default: SQLite in the data directory)
+ACTISCOPE_SECRET_KEY, ACTISCOPE_ALLOWED_HOSTS (comma-separated), ACTISCOPE_DEBUG=1,
+ACTISCOPE_HTTPS=1    behind TLS: secure cookies, HSTS, redirect to https (what `check --deploy` asks)
+ACTISCOPE_MAX_UPLOAD_MB (10), ACTISCOPE_MAX_FILES (16), ACTISCOPE_API_TOKENS=1 (API needs a token),
+ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+DATA_DIR = Path(os.environ.get("ACTISCOPE_DATA_DIR", "~/.local/share/actiscope")).expanduser()
+RUNS_DIR = Path(os.environ.get("ACTISCOPE_RUNS", "runs")).expanduser()
+ACTISCOPE_MODEL = os.environ.get("ACTISCOPE_MODEL") or None
+MAX_UPLOAD_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_UPLOAD_MB", "10")) * 1024 * 1024)
+MAX_FILES = int(os.environ.get("ACTISCOPE_MAX_FILES", "16"))
+
+
+def _secret_key() -> str:
+    """From the environment, else one generated once per data directory (kept private)."""
+    if os.environ.get("ACTISCOPE_SECRET_KEY"):
+        return os.environ["ACTISCOPE_SECRET_KEY"]
+    path = DATA_DIR / "secret_key"
+    if not path.is_file():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _flag("ACTISCOPE_DEBUG")
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("ACTISCOPE_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "actiscope.web.classify",
+    "actiscope.web.dashboard",
+    "actiscope.web.api",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "actiscope.web.urls"
+WSGI_APPLICATION = "actiscope.web.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [HERE / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+
+def _database() -> dict[str, object]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        return dj_database_url.parse(url, conn_max_age=60)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "actiscope.sqlite3",
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}}  # fmt: skip
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve app static files straight from the package, no collectstatic
+MEDIA_ROOT = DATA_DIR / "uploads"
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES + 1  # our own check names the limit; Django's is a backstop
+
+HTTPS = _flag("ACTISCOPE_HTTPS")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+API_TOKENS = _flag("ACTISCOPE_API_TOKENS")
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["actiscope.web.api.policy.TokenWhenRequired"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["actiscope.web.api.policy.ClientThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": f"{int(os.environ.get('ACTISCOPE_THROTTLE', '600'))}/min"},
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "actiscope.web.api.policy.one_line_errors",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "actiscope API",
+    "DESCRIPTION": "Recognise human actions in images.",
+    "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

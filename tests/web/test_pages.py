@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from actiscope.evaluate.report import evaluate
+from actiscope.web.classify.models import ActiveModel, Prediction
+from tests.web.conftest import png_bytes, stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+def _upload(client: Client, name: str = "photo.png", data: bytes | None = None) -> object:
+    return client.post("/", {"file": SimpleUploadedFile(name, png_bytes() if data is None else data)})
+
+
+def test_classify_page_shows_bars_and_history_lists_it(web: Path) -> None:
+    client = Client()
+    page = client.get("/")
+    assert (
+        page.status_code == 200 and b'type="file"' in page.content and b"csrfmiddlewaretoken" in page.content
+    )
+    assert b"/static/actiscope/classify.js" in page.content and b"https://" not in page.content
+    result = _upload(client, "<img src=x onerror=alert(1)>.png")
+    html = result.content.decode()
+    assert result.status_code == 200 and 'class="fill"' in html and "run (simple-cnn)" in html
+    assert "<img src=x onerror" not in html and "&lt;img src=x onerror=alert(1)&gt;.png" in html  # escaped
+    row = Prediction.objects.get()
+    assert client.get(f"/predictions/{row.pk}/image").status_code == 200
+
+    history = client.get("/history").content.decode()
+    assert f"/predictions/{row.pk}/image" in history and row.label in history
+    assert f"/predictions/{row.pk}/image" not in client.get("/history?label=nothing").content.decode()
+    gone = client.post(f"/predictions/{row.pk}/delete", {"next": "/history"})
+    assert gone.status_code == 302 and Prediction.objects.count() == 0 and stored_files(web) == []
+
+
+def test_classify_page_form_error_keeps_nothing(web: Path) -> None:
+    response = _upload(Client(), "fake.jpg", b"not an image")
+    assert response.status_code == 400 and b'class="error"' in response.content
+    assert Prediction.objects.count() == 0 and stored_files(web) == []
+
+
+def test_form_keeps_csrf_protection(web: Path) -> None:
+    response = _upload(Client(enforce_csrf_checks=True))
+    assert response.status_code == 403 and Prediction.objects.count() == 0
+
+
+def test_gradcam_on_request(web: Path) -> None:
+    client = Client()
+    _upload(client)
+    row = Prediction.objects.get()
+    response = client.get(f"/predictions/{row.pk}/gradcam")
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_dashboard_run_page_gallery_and_activation(web: Path, trained_run: Path) -> None:
+    evaluate(trained_run, backend="torch", workers=0)
+    client = Client()
+    runs = client.get("/runs").content.decode()
+    assert 'href="/runs/run"' in runs and "finished" in runs
+    page = client.get("/runs/run").content.decode()
+    assert "/runs/run/files/curves.png" in page and "/runs/run/files/eval/confusion_matrix.png" in page
+    assert "<td>red</td>" in page
+    assert "active one" in page  # the only run with a model is served by default
+    assert client.get("/runs/run/files/curves.png").status_code == 200
+    assert client.get("/runs/run/files/config.yaml").status_code == 404  # only the dashboard's files
+    assert client.get("/runs/run/files/../../etc/passwd").status_code == 404
+    gallery = client.get("/runs/run/gallery").content.decode()
+    assert gallery.count("<figure") == 12 and "/runs/run/gallery/" in gallery
+    assert client.post("/runs/run/activate").status_code == 302
+    assert ActiveModel.objects.get().path == str(trained_run / "model")
+    assert client.get("/runs/missing").status_code == 404
+
+
+def test_check_deploy_with_production_settings_is_clean(tmp_path: Path) -> None:
+    env = {**os.environ, "ACTISCOPE_DATA_DIR": str(tmp_path), "ACTISCOPE_HTTPS": "1", "ACTISCOPE_DEBUG": "0",
+           "ACTISCOPE_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
+           "ACTISCOPE_ALLOWED_HOSTS": "actions.example.org", "DJANGO_SETTINGS_MODULE": "actiscope.web.settings"}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "actiscope.web.manage", "check", "--deploy", "--fail-level", "WARNING"],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no issues" in proc.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "ACTISCOPE_DATA_DIR": str(tmp_path / "data")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "actiscope.cli", "serve", "--runs", str(trained_run.parent), "--port", str(port),
+         "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as response:
+                    body, server_header = response.read().decode(), response.headers.get("Server", "")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.5)
+        assert '"ready": true' in body and "gunicorn" in server_header.lower()
+        assert (tmp_path / "data" / "actiscope.sqlite3").is_file()  # migrations applied
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/" in output
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", port))
+    busy.listen()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "actiscope.cli", "serve", "--port", str(port)], env=env,
+                              capture_output=True, text=True)  # fmt: skip
+    finally:
+        busy.close()
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
