@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,10 @@ def test_token_authentication_when_enabled(web: Path, settings: object) -> None:
     assert client.get("/api/v1/predictions").status_code == 200
     client.credentials(HTTP_AUTHORIZATION="Token wrong")
     assert client.get("/api/v1/predictions").json() == {"error": "Invalid token."}
+
+
+def test_the_database_is_the_one_configured() -> None:
+    from django.db import connection
+
+    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert connection.vendor == expected
