@@ -382,6 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         os.environ["ACTISCOPE_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "actiscope.web.settings")
+    os.environ.setdefault("ACTISCOPE_INFERENCE_THREADS", str(max(1, (os.cpu_count() or 1) // args.workers)))
     import django
     from django.core.management import call_command
     from django.db.utils import Error as DatabaseError

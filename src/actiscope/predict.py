@@ -83,6 +83,8 @@ class Predictor:
             session = onnx_session(directory / (ONNX_FILE if backend == "onnx" else INT8_FILE))
             return cls(meta, lambda batch: session(batch.numpy()), backend=backend)
         model, meta = load_package(path)
+        if inference_threads():
+            torch.set_num_threads(inference_threads())
         use_bf16 = cpu_has_bf16() if bf16 is None else bf16
         model = model.to(memory_format=torch.channels_last)
 
@@ -194,12 +196,22 @@ def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
         raise ActiscopeError("the onnx backend needs onnxruntime (pip install onnxruntime)") from None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = inference_threads()
     import os
 
     options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("SPIN", "1"))
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: batch})[0]
+
+
+def inference_threads() -> int:
+    """Threads per inference session from ACTISCOPE_INFERENCE_THREADS (0: the library's default, all
+    cores). `actiscope serve` sets it to cores / workers, so worker processes do not fight over cores."""
+    import os
+
+    value = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
+    return int(value) if value.isdigit() else 0
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
