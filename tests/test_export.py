@@ -21,16 +21,21 @@ def test_training_adds_checked_onnx_and_int8_and_predict_uses_them(trained_run: 
     assert meta.exports["model.onnx"]["max_prob_diff"] < 1e-4
     int8 = meta.exports["model.int8.onnx"]
     assert int8["test_images"] > 0 and int8["fp32_accuracy"] >= 0.9
-    expected = "onnx-int8" if int8["fp32_accuracy"] - int8["int8_accuracy"] <= 0.005 else "onnx"
+    faster = int8["int8_images_per_s"] > int8["fp32_images_per_s"]
+    expected = "onnx-int8" if int8["fp32_accuracy"] - int8["int8_accuracy"] <= 0.005 and faster else "onnx"
     assert Predictor.load(trained_run).backend == expected
 
 
 def test_auto_backend_follows_the_recorded_checks(trained_run: Path, tmp_path: Path) -> None:
     package = tmp_path / "model"
     shutil.copytree(trained_run / "model", package)
-    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.8})
+    speed = {"fp32_images_per_s": 100.0, "int8_images_per_s": 180.0}
+    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.8, **speed})
     assert Predictor.load(package).backend == "onnx"  # int8 lost 10 points: not used
-    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.897})
+    slower = {"fp32_images_per_s": 100.0, "int8_images_per_s": 90.0}
+    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.9, **slower})
+    assert Predictor.load(package).backend == "onnx"  # as accurate, but slower: not used
+    record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.897, **speed})
     assert Predictor.load(package).backend == "onnx-int8"
     (package / "model.int8.onnx").unlink()
     assert Predictor.load(package).backend == "onnx"
