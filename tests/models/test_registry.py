@@ -64,3 +64,24 @@ def test_duplicate_registration_is_an_error() -> None:
 def test_fewer_than_two_classes_refused() -> None:
     with pytest.raises(Exception, match="at least 2 classes"):
         create_model("simple-cnn", 1)
+
+
+def test_batchnorm_statistics_follow_the_data_within_a_short_budget() -> None:
+    """torchvision's MobileNetV3 tracks batch-norm statistics with momentum 0.01: after a short CPU run
+    they would still be the initial ones, and evaluation would sit at chance."""
+    import torch
+    from torch import nn
+
+    from actiscope.models.registry import create_model
+
+    model = create_model("mobilenet_v3_large", 3, image_size=32)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(m.momentum >= 0.1 for m in norms)
+    model.train()
+    shifted = torch.randn(8, 3, 32, 32) * 3 + 5
+    for _ in range(30):
+        model(shifted)
+    first = norms[0]
+    with torch.no_grad():
+        stem = model.backbone.features[0][0](shifted)  # the first convolution, before its batch norm
+    assert torch.allclose(first.running_mean, stem.mean(dim=(0, 2, 3)), rtol=0.1, atol=0.1)
