@@ -30,6 +30,9 @@ def test_classify_page_shows_bars_and_history_lists_it(web: Path) -> None:
         page.status_code == 200 and b'type="file"' in page.content and b"csrfmiddlewaretoken" in page.content
     )
     assert b"/static/actiscope/classify.js" in page.content and b"https://" not in page.content
+    for asset in ("/static/actiscope/style.css", "/static/actiscope/classify.js"):
+        served = client.get(asset)
+        assert served.status_code == 200 and len(b"".join(served.streaming_content)) > 100
     result = _upload(client, "<img src=x onerror=alert(1)>.png")
     html = result.content.decode()
     assert result.status_code == 200 and 'class="fill"' in html and "run (simple-cnn)" in html

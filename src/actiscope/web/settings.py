@@ -99,6 +99,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [HERE / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 WHITENOISE_USE_FINDERS = True  # serve app static files straight from the package, no collectstatic
 MEDIA_ROOT = DATA_DIR / "uploads"
