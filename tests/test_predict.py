@@ -110,11 +110,11 @@ def test_interrupted_predict_leaves_no_partial_csv(
     real = predict_module.Predictor.probabilities
     calls = []
 
-    def interrupted(self: Predictor, batch: torch.Tensor) -> np.ndarray:
+    def interrupted(self: Predictor, batch: torch.Tensor, **kw: bool) -> np.ndarray:
         calls.append(1)
         if len(calls) > 1:
             raise KeyboardInterrupt
-        return real(self, batch)
+        return real(self, batch, **kw)
 
     monkeypatch.setattr(predict_module.Predictor, "probabilities", interrupted)
     assert (
