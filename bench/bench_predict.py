@@ -5,7 +5,7 @@
 IMAGES defaults to ../shared/data/har15/images (6,000 JPEGs). The command is timed end to end as a user
 runs it (process start, model load, decoding in DataLoader workers, inference, CSV written). The pure model
 time is the same backend on the same images already decoded in memory, batch 32. Their ratio says whether
-the I/O pipeline is the bottleneck (goal: at most 1.2x).
+the I/O pipeline is the bottleneck (goal: at most 1.2x); decode_only_s is the input pipeline alone.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
-from actiscope.predict import Predictor, collect_inputs
+from actiscope.predict import Predictor, _collate, _Files, collect_inputs
 
 
 def main() -> None:
@@ -41,6 +42,13 @@ def main() -> None:
 
     predictor = Predictor.load(args.run, backend=args.backend)
     files, _ = collect_inputs([args.images])
+    # The input pipeline alone: the same DataLoader workers decoding everything, no model.
+    loader = DataLoader(_Files([f.path for f in files], predictor.pixels), batch_size=32,
+                        num_workers=int(args.workers), collate_fn=_collate)  # fmt: skip
+    start = time.perf_counter()
+    for _ in loader:
+        pass
+    decode_s = time.perf_counter() - start
     pixels = torch.stack([predictor.pixels(f.path) for f in files])  # decoded up front, not timed
     predictor.probabilities(pixels[:32])  # warm-up
     start = time.perf_counter()
@@ -50,6 +58,7 @@ def main() -> None:
     print(proc.stdout.strip().splitlines()[-1])
     print(json.dumps({"images": len(files), "rows": rows, "backend": predictor.backend,
                       "command_s": round(command_s, 1), "pure_model_s": round(model_s, 1),
+                      "decode_only_s": round(decode_s, 1),
                       "ratio": round(command_s / model_s, 2)}, indent=1))  # fmt: skip
 
 
