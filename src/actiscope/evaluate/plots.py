@@ -204,7 +204,11 @@ def plot_compare(points: Sequence[tuple[str, float, float, float]], ylabel: str,
     for name, ms, score, params in points:
         ax.scatter(ms, score, s=30 + 8 * params, alpha=0.7)
         ax.annotate(name, (ms, score), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    from matplotlib.ticker import ScalarFormatter
+
     ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(ScalarFormatter())
     ax.set(xlabel="CPU inference ms/image (batch 1, log scale)", ylabel=ylabel,
            title=f"{ylabel} against inference cost (marker size: parameters)")  # fmt: skip
     ax.grid(alpha=0.3)
