@@ -3,7 +3,7 @@
 # can (Debian's postgresql package, installed here when missing and apt works). Prints the DATABASE_URL
 # on success; prints nothing and exits 0 when it cannot (the test then skips with a message).
 set -uo pipefail
-PORT=${1:-55432}
+PORT=${1:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } >/dev/null 2>&1 || exit 0
 fi
