@@ -519,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(stream)
+    log.propagate = False  # a root handler another library installed would print every line twice
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
