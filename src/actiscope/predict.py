@@ -7,6 +7,7 @@ It applies exactly the preprocessing recorded in model.json, through the same fu
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,15 +178,9 @@ def choose_backend(directory: Path, meta: PackageMeta) -> str:
         and int8.get("int8_images_per_s", 0) > int8.get("fp32_images_per_s", 0)
     ):
         return "onnx-int8"
-    if (directory / ONNX_FILE).is_file() and _has_onnxruntime():
+    if (directory / ONNX_FILE).is_file():
         return "onnx"
     return "torch"
-
-
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -200,9 +195,6 @@ def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = inference_threads()
-    import os
-
-    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("SPIN", "1"))
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: batch})[0]
@@ -211,8 +203,6 @@ def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 def inference_threads() -> int:
     """Threads per inference session from ACTISCOPE_INFERENCE_THREADS (0: the library's default, all
     cores). `actiscope serve` sets it to cores / workers, so worker processes do not fight over cores."""
-    import os
-
     value = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
     return int(value) if value.isdigit() else 0
 
