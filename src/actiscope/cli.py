@@ -324,18 +324,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from actiscope.config import TrainConfig
     from actiscope.evaluate.compare import compare
 
-    options = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in ("data", "model", "name", "out") and getattr(args, f.name, None) is not None
-    }
-    result = compare(args.data, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble,
-                     options=options)  # fmt: skip
+    base = _train_config(args, str(args.data))  # its model, name and out are not options of compare
+    result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)  # type: ignore[arg-type]
     print((result.out / "leaderboard.md").read_text(encoding="utf-8"))
     failed = [r for r in result.rows if r.status != "done"]
     if result.best is None:

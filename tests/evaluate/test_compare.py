@@ -7,6 +7,7 @@ import pytest
 
 import actiscope.engine.fit as fit
 from actiscope.cli import main
+from actiscope.config import TrainConfig
 from actiscope.evaluate.compare import compare
 from actiscope.predict import Predictor
 
@@ -34,7 +35,7 @@ def test_compare_reports_a_failure_then_resumes_and_ensembles(
         return real_train(config, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fit, "train", failing_train)
-    first = compare(colour_data, MODELS, out=out, options=OPTIONS, ensemble=2)
+    first = compare(TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=out, ensemble=2)
     rows = _leaderboard(out)
     assert [r["model"] for r in rows] == ["simple-cnn", "mobilenet_v3_large"]
     assert rows[0]["status"] == "done" and float(rows[0]["accuracy"]) >= 0.9
@@ -48,7 +49,9 @@ def test_compare_reports_a_failure_then_resumes_and_ensembles(
 
     monkeypatch.setattr(fit, "train", counting_train)
     trained.clear()
-    second = compare(colour_data, MODELS, out=out, options=OPTIONS, ensemble=2, select="macro_f1")
+    second = compare(
+        TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=out, ensemble=2, select="macro_f1"
+    )
     assert trained == ["mobilenet_v3_large"]  # the finished architecture is not trained again
     rows = _leaderboard(out)
     assert len(rows) == 3 and rows[2]["model"] == "ensemble(" + "+".join(r["model"] for r in rows[:2]) + ")"

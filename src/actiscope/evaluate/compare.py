@@ -64,15 +64,9 @@ class Comparison:
 
 
 def compare(
-    data: str | Path,
-    models: list[str],
-    *,
-    out: Path,
-    select: str = "accuracy",
-    ensemble: int = 0,
-    options: dict[str, Any] | None = None,
+    base: TrainConfig, models: list[str], *, out: Path, select: str = "accuracy", ensemble: int = 0
 ) -> Comparison:
-    options = dict(options or {})
+    """Train each of `models` with `base`'s data and options (its model, name and out are replaced)."""
     if select not in SELECT:
         raise CompareError(f"--select {select!r} is not one of: {', '.join(SELECT)}")
     models = list(dict.fromkeys(m.strip() for m in models if m.strip()))
@@ -82,9 +76,6 @@ def compare(
         get_entry(name)  # an unknown name fails here, before any training
     if ensemble and not 2 <= ensemble <= len(models):
         raise CompareError(f"--ensemble {ensemble}: give 2 to {len(models)} models to average (or 0)")
-    base = TrainConfig(
-        data=str(data), **{k: v for k, v in options.items() if k not in ("model", "name", "out")}
-    )
     out.mkdir(parents=True, exist_ok=True)
     split = _shared_split(base, out)
 
