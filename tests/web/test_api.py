@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
+from actiscope.web import services
 from actiscope.web.classify.models import Prediction
 from tests.conftest import truncated_jpeg
 from tests.web.conftest import png_bytes, stored_files
@@ -111,6 +112,7 @@ def test_health_and_readiness(web: Path, settings: object, tmp_path: Path) -> No
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "model": "ok"}
     settings.RUNS_DIR = tmp_path / "empty"  # type: ignore[attr-defined]
+    services.MODEL = services.ModelService()  # a process started on an empty runs folder
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503 and "no model to serve" in not_ready.json()["model"]
     response = client.post("/api/v1/predict", {"file": _file()}, format="multipart")

@@ -66,12 +66,15 @@ def read_uploads(files: list[Any]) -> list[Upload]:
 
 class ModelService:
     """The Predictor of the active model, loaded on first use in each process and reloaded when the
-    active model changes."""
+    active model changes. Active: the one chosen on the dashboard, else --model, else the newest run
+    (found once per process, so a request does not scan the runs folder)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._path: Path | None = None
         self._predictor: Predictor | None = None
+        self._name = ""
+        self._newest: Path | None = None
 
     def active_path(self) -> Path | None:
         row = ActiveModel.objects.first()
@@ -79,8 +82,10 @@ class ModelService:
             return Path(row.path)
         if settings.ACTISCOPE_MODEL:
             return Path(settings.ACTISCOPE_MODEL)
-        runs = [r for r in list_runs() if r["has_model"]]
-        return Path(max(runs, key=lambda r: r["modified"])["path"]) if runs else None
+        if self._newest is None:
+            runs = [r for r in list_runs() if r["has_model"]]
+            self._newest = Path(max(runs, key=lambda r: r["modified"])["path"]) if runs else None
+        return self._newest
 
     def get(self) -> Predictor:
         path = self.active_path()
@@ -92,15 +97,16 @@ class ModelService:
             if self._predictor is None or path != self._path:
                 try:
                     self._predictor = Predictor.load(path)
+                    directory = package_dir(path)
                 except ActiscopeError as exc:
                     raise ServiceError(503, f"the active model cannot be loaded: {exc}") from None
-                self._path = path
+                run = directory.parent.name if directory.name == "model" else directory.name
+                self._path, self._name = path, f"{run} ({self._predictor.meta.architecture})"
             return self._predictor
 
     def describe(self, predictor: Predictor) -> tuple[str, str]:
-        directory = package_dir(self._path or ".")
-        name = directory.parent.name if directory.name == "model" else directory.name
-        return f"{name} ({predictor.meta.architecture})", predictor.meta.created
+        """The name and version stored with each prediction."""
+        return self._name, predictor.meta.created
 
 
 MODEL = ModelService()

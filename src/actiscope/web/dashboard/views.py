@@ -7,6 +7,7 @@ import csv
 import random
 from pathlib import Path
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -27,7 +28,7 @@ def _run_or_404(name: str) -> Path:
 
 def runs_page(request: HttpRequest) -> HttpResponse:
     leaderboards = []
-    for board in sorted(Path(services.settings.RUNS_DIR).glob("*/leaderboard.csv")):
+    for board in sorted(Path(settings.RUNS_DIR).glob("*/leaderboard.csv")):
         with board.open(newline="", encoding="utf-8") as fh:
             leaderboards.append({"name": board.parent.name, "rows": list(csv.DictReader(fh))})
     active = services.MODEL.active_path()
