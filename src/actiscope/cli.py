@@ -97,9 +97,14 @@ def _print_inspect(r: InspectReport) -> None:
     if stats:
         w, h = stats["width"], stats["height"]
         print(
-            f"image size: width {w['min']}-{w['max']} (median {w['median']:g}), "
-            f"height {h['min']}-{h['max']} (median {h['median']:g}); modes {stats['modes']}"
+            f"{r.kind} size: width {w['min']}-{w['max']} (median {w['median']:g}), "
+            f"height {h['min']}-{h['max']} (median {h['median']:g}); "
+            + (f"modes {stats['modes']}" if "modes" in stats else f"codecs {stats['formats']}")
         )
+        if "duration_s" in stats:
+            d, fps = stats["duration_s"], stats["fps"]
+            print(f"clip length: {d['min']:g}-{d['max']:g} s (median {d['median']:g}); "
+                  f"frame rate {fps['min']:g}-{fps['max']:g} fps")  # fmt: skip
     problems = [
         (r.unreadable, "unreadable files", lambda u: f"{u['path']}: {u['reason']}"),
         (r.missing, "CSV rows naming missing files", lambda m: f"row {m['row']}: {m['filename']}"),
@@ -236,29 +241,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from actiscope.predict import Predictor, collect_inputs, predict_rows, write_predictions_csv
+    from actiscope.predict import (
+        Predictor,
+        collect_inputs,
+        predict_rows,
+        timeline_rows,
+        write_predictions_csv,
+    )
 
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     predictor = Predictor.load(args.model, backend=args.backend)
-    files, skipped = collect_inputs(args.inputs)
+    kind = predictor.meta.kind
+    what = "clips" if kind == "video" else "images"
+    if args.timeline and kind != "video":
+        raise UsageError(f"--timeline needs a video model; {args.model} is an image model")
+    files, skipped = collect_inputs(args.inputs, kind)
     if not files:
-        raise UsageError("no images to predict in " + ", ".join(map(str, args.inputs)))
+        raise UsageError(f"no {what} to predict in " + ", ".join(map(str, args.inputs)))
     if skipped:
-        log.info("skipped %d files that are not images by extension (e.g. %s)", len(skipped), skipped[0])
+        log.info("skipped %d files that are not %s by extension (e.g. %s)", len(skipped), what, skipped[0])
     start = time.perf_counter()
-    with tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-        rows = predict_rows(
-            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
-        )
+    if args.timeline:
+        rows = timeline_rows(predictor, files, window=args.window, stride=args.stride, top_k=args.top_k)
+    else:
+        with tqdm(total=len(files), unit=what[:-1], disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+            rows = predict_rows(predictor, files, top_k=args.top_k, batch_size=args.batch_size,
+                                workers=args.workers, progress=bar)  # fmt: skip
     seconds = time.perf_counter() - start
     failed = [r for r in rows if r.get("error")]
     if args.out:
-        write_predictions_csv(rows, args.out, top_k=args.top_k, submission=args.format == "submission")
+        write_predictions_csv(rows, args.out, top_k=args.top_k, submission=args.format == "submission",
+                              timeline=args.timeline)  # fmt: skip
         print(f"wrote {args.out}")
     else:
         _print_predictions(rows, args.top_k)
-    print(f"{len(rows) - len(failed)} predicted, {len(failed)} failed, {len(rows) / seconds:.1f} images/s "
+    done = f"{len(files) - len(failed)} {what}" + (
+        f", {len(rows) - len(failed)} windows" if args.timeline else ""
+    )
+    print(f"{done} predicted, {len(failed)} failed, {len(files) / seconds:.1f} {what}/s "
           f"({predictor.backend} backend)")  # fmt: skip
     for row in failed[:10]:
         print(f"  failed: {row['filename']}: {row['error']}", file=sys.stderr)
@@ -269,6 +290,8 @@ def _print_predictions(rows: list[dict[str, object]], top_k: int) -> None:
     width = min(60, max(len(str(r["filename"])) for r in rows))
     for row in rows:
         name = str(row["filename"])[-width:]
+        if "start" in row:
+            name = f"{name}  {float(row['start']):7.2f}-{float(row['end']):7.2f} s"  # type: ignore[arg-type]
         if row.get("error"):
             print(f"{name:<{width}}  error: {row['error']}")
             continue
@@ -425,14 +448,19 @@ def build_parser() -> ArgumentParser:
     _add_train_options(train)
     train.set_defaults(handler=cmd_train)
 
-    predict = sub.add_parser("predict", help="predict images, folders, CSV or list files")
+    predict = sub.add_parser("predict", help="predict images or clips: files, folders, CSV or list files")
     predict.add_argument("model", type=Path, metavar="MODEL", help="model package or run directory")
     predict.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="image files, folders, a CSV with a filename column, or a .txt list",
+        help="image (or clip) files, folders, a CSV with a filename column, or a .txt list",
     )
+    predict.add_argument(
+        "--timeline", action="store_true", help="video: slide a window over each clip, one row per window"
+    )
+    predict.add_argument("--window", type=float, default=2.0, help="--timeline window, seconds")
+    predict.add_argument("--stride", type=float, default=1.0, help="--timeline step, seconds")
     predict.add_argument("--out", type=Path, help="write a CSV here (default: print a table)")
     predict.add_argument("--top-k", type=int, default=3)
     _add_inference_args(predict)

@@ -17,6 +17,7 @@ AUGMENTS = ("none", "light", "standard", "strong")
 BALANCES = ("none", "oversample", "weights", "trim")
 PRECISIONS = ("auto", "32", "bf16")
 EXPORTS = ("none", "onnx", "int8")
+SAMPLING = ("tsn", "uniform")
 
 
 class ConfigError(ActiscopeError):
@@ -48,6 +49,8 @@ class TrainConfig:
     augment: str = "standard"
     balance: str = "none"
     image_size: int | None = None  # default: the model's own
+    frames: int | None = None  # clips: frames per clip (default: the model's own)
+    sampling: str = "tsn"  # clips: tsn (a random frame per segment in training) | uniform
     drop_rate: float = 0.0
     crop_person: bool = False  # Stanford 40: crop to the person box
     crop_margin: float = 0.1
@@ -68,7 +71,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         choices = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "mode": MODES, "augment": AUGMENTS,
-                   "balance": BALANCES, "precision": PRECISIONS, "export": EXPORTS}  # fmt: skip
+                   "balance": BALANCES, "precision": PRECISIONS, "export": EXPORTS,
+                   "sampling": SAMPLING}  # fmt: skip
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -80,6 +84,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if self.image_size is not None and self.image_size < 16:
             raise ConfigError(f"--image-size {self.image_size} is too small; use 16 or more")
+        if self.frames is not None and not 1 <= self.frames <= 512:
+            raise ConfigError(f"--frames {self.frames} must be between 1 and 512")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"--time-limit must be positive minutes, got {self.time_limit}")
         for name in ("label_smoothing", "drop_rate"):

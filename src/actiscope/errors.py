@@ -15,3 +15,12 @@ class ActiscopeError(Exception):
 
 class DataError(ActiscopeError):
     """The dataset (or one file in it) cannot be used as given."""
+
+
+class MediaReadError(DataError):
+    """A file that is not a usable image or clip; the message names the file and the reason."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

@@ -19,6 +19,7 @@ import torch
 from actiscope.data.split import SplitManifest
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
+from actiscope.models.registry import DataConfig, example_input
 from actiscope.package import INT8_FILE, ONNX_FILE, TORCHSCRIPT_FILE, load_package, package_dir, record_export
 from actiscope.predict import Preprocessor, onnx_session, softmax
 
@@ -49,8 +50,7 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
         raise ExportError("--quantize int8 works on the ONNX export; use --format onnx")
     directory = package_dir(model_path)
     model, meta = load_package(directory)
-    size = meta.image_size
-    example = torch.randn(2, 3, size, size)
+    example = example_input(model.data_config, 2)
     target = out or directory / (ONNX_FILE if fmt == "onnx" else TORCHSCRIPT_FILE)
     pixels, source = check_images(directory, Preprocessor(meta), 32)
     with torch.inference_mode():
@@ -87,10 +87,8 @@ def check_images(directory: Path, pixels: Preprocessor, count: int) -> tuple[tor
         samples = SplitManifest.load(split).samples("test")[:count]
         if samples:
             return torch.stack([pixels(s.path) for s in samples]), f"{len(samples)} test images of the run"
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(
-        count, 3, pixels.image_size, pixels.image_size, generator=generator
-    ), "random input (no run split found)"
+    config = DataConfig(pixels.image_size, frames=pixels.frames)
+    return example_input(config, count), "random input (no run split found)"
 
 
 def quantize_int8(

@@ -126,6 +126,8 @@ def read_meta(path: str | Path) -> PackageMeta:
         and len(meta.std) == 3
     ):
         raise PackageError(f"{meta_path}: image_size, mean or std is not valid")
+    if meta.kind not in ("image", "video") or (meta.kind == "video" and not isinstance(meta.frames, int)):
+        raise PackageError(f"{meta_path}: kind must be image or video (with frames per clip)")
     if meta.package_format > PACKAGE_FORMAT:
         raise PackageError(
             f"{meta_path}: package format {meta.package_format} is newer than this actiscope reads; upgrade actiscope"
@@ -140,7 +142,9 @@ def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
 
     directory = package_dir(path)
     meta = read_meta(directory)
-    model = create_model(meta.architecture, len(meta.class_names), image_size=meta.image_size)
+    model = create_model(
+        meta.architecture, len(meta.class_names), image_size=meta.image_size, frames=meta.frames
+    )
     weights = directory / WEIGHTS_FILE
     try:
         state = load_file(str(weights))

@@ -18,10 +18,20 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from actiscope.data.images import ImageReadError, load_image
+from actiscope.data.images import load_image
 from actiscope.data.transforms import hflip_tta, normalize, preprocess
+from actiscope.data.video import (
+    VideoReadError,
+    clip_frames,
+    pool_size,
+    probe_video,
+    read_clip,
+    sample_frames,
+    window_frames,
+    windows,
+)
 from actiscope.engine.hardware import cpu_has_bf16
-from actiscope.errors import ActiscopeError
+from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.models.registry import DataConfig
 from actiscope.package import INT8_FILE, ONNX_FILE, PackageMeta, load_package, package_dir, read_meta
 
@@ -39,16 +49,27 @@ class Prediction:
     top_k: list[tuple[str, float]]  # best first
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One window of a clip's timeline."""
+
+    start: float  # seconds
+    end: float
+    prediction: Prediction
+
+
 class Preprocessor:
-    """Any image input to a normalised CHW tensor, exactly as training evaluated. Small and picklable,
-    so DataLoader workers get this and never the model. Workers run `pixels_uint8` (4x less to pass
-    between processes); `normalize` then runs on the whole batch."""
+    """Any image input to a normalised CHW tensor (a clip: TCHW), exactly as training evaluated. Small
+    and picklable, so DataLoader workers get this and never the model. Workers run `pixels_uint8` (4x
+    less to pass between processes); `normalize` then runs on the whole batch."""
 
     def __init__(self, meta: PackageMeta) -> None:
-        self.image_size = meta.image_size
+        self.image_size, self.frames = meta.image_size, meta.frames if meta.kind == "video" else None
         self.normalize = normalize(DataConfig(meta.image_size, tuple(meta.mean), tuple(meta.std)))  # type: ignore[arg-type]
 
     def pixels_uint8(self, source: ImageInput) -> torch.Tensor:
+        if self.frames:
+            return self._clip_uint8(source)
         if isinstance(source, np.ndarray):
             source = Image.fromarray(source.astype(np.uint8)).convert("RGB")
         image = (
@@ -57,6 +78,23 @@ class Preprocessor:
             else load_image(source, draft=self.image_size)
         )
         return torch.from_numpy(preprocess(image, self.image_size)).permute(2, 0, 1)
+
+    def _clip_uint8(self, source: ImageInput) -> torch.Tensor:
+        """A clip file (or a (T, H, W, 3) array of frames) to the model's frames, as training evaluated."""
+        if isinstance(source, Image.Image):
+            raise VideoReadError("<image>", "this is a video model; give it a clip, not an image")
+        if isinstance(source, np.ndarray):
+            if source.ndim != 4 or source.shape[-1] != 3:
+                raise VideoReadError(
+                    "<array>", f"a clip array is (frames, height, width, 3), not {source.shape}"
+                )
+            pool = np.stack(
+                [preprocess(Image.fromarray(f.astype(np.uint8)), self.image_size) for f in source]
+            )
+            frames = pool[sample_frames(len(pool), self.frames)]  # type: ignore[arg-type]
+        else:
+            frames = clip_frames(source, self.image_size, self.frames)  # type: ignore[arg-type]
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 
     def __call__(self, source: ImageInput) -> torch.Tensor:
         return self.normalize(self.pixels_uint8(source))
@@ -91,7 +129,9 @@ class Predictor:
 
         def run(batch: torch.Tensor) -> np.ndarray:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(batch.contiguous(memory_format=torch.channels_last))
+                logits = model(
+                    batch.contiguous(memory_format=torch.channels_last) if batch.ndim == 4 else batch
+                )
             return logits.float().numpy()
 
         return cls(meta, run, backend="torch")
@@ -107,7 +147,7 @@ class Predictor:
     def predict(
         self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32, tta: bool = False
     ) -> list[Prediction]:
-        """Predict in-memory images or files; a bad file raises ImageReadError naming it."""
+        """Predict in-memory images/clips or files; a bad file raises MediaReadError naming it."""
         out: list[Prediction] = []
         for start in range(0, len(inputs), batch_size):
             batch = torch.stack([self.pixels(item) for item in inputs[start : start + batch_size]])
@@ -134,6 +174,38 @@ class Predictor:
         for i, probs, error in self.file_probabilities(paths, batch_size=batch_size, workers=workers):
             yield paths[i], None if probs is None else self._decode(probs[None], top_k)[0], error
 
+    def timeline(
+        self, source: str | Path | BinaryIO, *, window: float = 2.0, stride: float = 1.0, top_k: int = 3,
+        batch_size: int = 8,
+    ) -> list[Segment]:  # fmt: skip
+        """Slide a `window`-second window over a clip in `stride` steps; one prediction per window."""
+        if not self.pixels.frames:
+            raise ActiscopeError(
+                f"{self.meta.architecture} is an image model; --timeline needs a video model"
+            )
+        if window <= 0 or stride <= 0:
+            raise ActiscopeError(f"the window ({window} s) and stride ({stride} s) must be positive")
+        info = probe_video(source)
+        if hasattr(source, "seek"):
+            source.seek(0)  # type: ignore[union-attr]
+        # Enough frames per window for the model's segments; a long clip is not decoded at full rate.
+        every = max(1, int(info.fps * window / pool_size(self.pixels.frames)))
+        clip = read_clip(source, self.pixels.image_size, None, every=every)
+        duration = max(info.duration, float(clip.times[-1]) + 1 / info.fps)
+        spans = windows(duration, window, stride)
+        segments: list[Segment] = []
+        for first in range(0, len(spans), batch_size):
+            chunk = spans[first : first + batch_size]
+            batch = torch.stack([
+                torch.from_numpy(window_frames(clip, start, end, self.pixels.frames)).permute(0, 3, 1, 2)
+                for start, end in chunk
+            ])  # fmt: skip
+            for (start, end), prediction in zip(
+                chunk, self._decode(self.probabilities(self.pixels.normalize(batch)), top_k), strict=True
+            ):
+                segments.append(Segment(start, end, prediction))
+        return segments
+
     def _decode(self, probs: np.ndarray, top_k: int) -> list[Prediction]:
         k = max(1, min(top_k, len(self.class_names)))
         order = np.argsort(-probs, axis=1)[:, :k]
@@ -154,7 +226,7 @@ class _Files(Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
             return i, self.pixels.pixels_uint8(self.paths[i]), None
-        except ImageReadError as exc:
+        except MediaReadError as exc:
             return i, None, exc.reason
 
 
@@ -222,11 +294,15 @@ class InputFile:
 LIST_SUFFIXES = (".txt", ".lst")
 
 
-def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[Path]]:
+def collect_inputs(inputs: Sequence[str | Path], kind: str = "image") -> tuple[list[InputFile], list[Path]]:
     """Expand files, folders (recursively), CSVs with a filename column and list files into the files
-    to predict; also return the files skipped in folders because they are not images by extension."""
+    to predict; also return the files skipped in folders because they are not images (for a video
+    model: clips) by extension."""
     from actiscope.data.formats import read_csv
     from actiscope.data.images import is_image_path
+    from actiscope.data.video import is_video_path
+
+    wanted = is_video_path if kind == "video" else is_image_path
 
     files: list[InputFile] = []
     skipped: list[Path] = []
@@ -236,11 +312,7 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[InputFile], list[
             raise ActiscopeError(f"{path}: no such file or folder")
         if path.is_dir():
             for found in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-                (
-                    files.append(InputFile(found, str(found)))
-                    if is_image_path(found)
-                    else skipped.append(found)
-                )  # type: ignore[func-returns-value]
+                (files.append(InputFile(found, str(found))) if wanted(found) else skipped.append(found))  # type: ignore[func-returns-value]
         elif path.suffix.lower() == ".csv":
             dataset = read_csv(path)
             files += [InputFile(s.path, s.name or str(s.path)) for s in dataset.samples]
@@ -282,24 +354,49 @@ def predict_rows(
         if prediction is None:
             row["error"] = error
         else:
-            row |= {"label": prediction.label, "confidence": round(prediction.confidence, 6)}
-            for rank, (label, prob) in enumerate(prediction.top_k[1:], start=2):
-                row |= {f"top{rank}_label": label, f"top{rank}_confidence": round(prob, 6)}
+            row |= prediction_row(prediction)
         rows[i] = row
         if progress is not None:
             progress.update(1)  # type: ignore[attr-defined]
     return [rows[i] for i in range(len(files))]
 
 
+def prediction_row(prediction: Prediction) -> dict[str, object]:
+    """label, confidence and the next classes of the top-k, as CSV columns."""
+    row: dict[str, object] = {"label": prediction.label, "confidence": round(prediction.confidence, 6)}
+    for rank, (label, prob) in enumerate(prediction.top_k[1:], start=2):
+        row |= {f"top{rank}_label": label, f"top{rank}_confidence": round(prob, 6)}
+    return row
+
+
+def timeline_rows(
+    predictor: Predictor, files: Sequence[InputFile], *, window: float, stride: float, top_k: int = 3
+) -> list[dict[str, object]]:
+    """One row per window of each clip (filename, start, end, label, ...); a bad clip gets an error row."""
+    rows: list[dict[str, object]] = []
+    for f in files:
+        try:
+            if f.error is not None:
+                raise VideoReadError(f.name, f.error)
+            segments = predictor.timeline(f.path, window=window, stride=stride, top_k=top_k)
+        except MediaReadError as exc:
+            rows.append({"filename": f.name, "error": exc.reason})
+            continue
+        rows += [{"filename": f.name, "start": s.start, "end": s.end, **prediction_row(s.prediction)}
+                 for s in segments]  # fmt: skip
+    return rows
+
+
 def write_predictions_csv(
-    rows: Sequence[dict[str, object]], path: Path, *, top_k: int, submission: bool = False
-) -> None:
+    rows: Sequence[dict[str, object]], path: Path, *, top_k: int, submission: bool = False,
+    timeline: bool = False,
+) -> None:  # fmt: skip
     """The CSV is written to a temporary file and renamed: an interrupted run leaves no partial file."""
     import csv
 
     from actiscope.files import atomic_output
 
-    columns = ["filename", "label"]
+    columns = ["filename", *(("start", "end") if timeline else ()), "label"]
     if not submission:
         columns += ["confidence"]
         for rank in range(2, top_k + 1):

@@ -8,7 +8,7 @@ import torch
 
 from actiscope.data import cache as cache_module
 from actiscope.data.cache import build_cache
-from actiscope.data.datamodule import ImageDataModule
+from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import make_split
 from actiscope.data.transforms import train_transform
@@ -44,10 +44,10 @@ def test_augment_presets_keep_the_model_input_shape(preset: str) -> None:
     assert out.shape == (3, 24, 24) and out.dtype == torch.float32
 
 
-def _datamodule(root: Path, **kw: object) -> ImageDataModule:
+def _datamodule(root: Path, **kw: object) -> ActionDataModule:
     write_class_folders(root, {"big": 30, "small": 6})
     manifest = make_split(load_dataset(root), val=0.2, test=0.2, workers=1)
-    dm = ImageDataModule(manifest, DataConfig(16), batch_size=8, workers=0, **kw)  # type: ignore[arg-type]
+    dm = ActionDataModule(manifest, DataConfig(16), batch_size=8, workers=0, **kw)  # type: ignore[arg-type]
     dm.prepare_data()
     dm.setup("fit")
     return dm

@@ -1,8 +1,9 @@
-"""Decoded-image cache: every image decoded and resized once, kept as uint8 in a memory-mapped file.
+"""Decoded-media cache: every image (or clip) decoded and resized once, kept as uint8 in a memory-mapped
+file. A clip is stored as its pool of evenly spaced frames (data.video), from which training samples.
 
 Later epochs (and later runs, and `compare` across architectures) read pixels straight from the page
-cache instead of decoding JPEGs. The key covers each file's path, size and mtime, the crop and the
-image size, so a changed file or setting makes a new cache instead of a stale one.
+cache instead of decoding JPEGs or video. The key covers each file's path, size and mtime, the crop,
+the image size and the pool length, so a changed file or setting makes a new cache instead of a stale one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from actiscope.data.formats import Sample
-from actiscope.data.images import ImageReadError, load_image
+from actiscope.data.images import load_image
 from actiscope.data.transforms import preprocess
+from actiscope.data.video import read_clip
+from actiscope.errors import MediaReadError
 from actiscope.files import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,8 @@ def cache_dir() -> Path:
 
 @dataclass
 class ImageCache:
-    """uint8 pixels (N, S, S, 3) for a list of samples; `bad` maps an index to why it could not be read."""
+    """uint8 pixels (N, S, S, 3), or (N, P, S, S, 3) for clips, for a list of samples; `bad` maps an index
+    to why it could not be read."""
 
     pixels: np.ndarray
     bad: dict[int, str]
@@ -43,26 +47,33 @@ class ImageCache:
         return [i for i in range(len(self.pixels)) if i not in self.bad]
 
 
-def decode_sample(sample: Sample, image_size: int, crop_margin: float | None) -> np.ndarray:
-    """One sample to model-size pixels (the one preprocessing path; see transforms.preprocess)."""
+def decode_sample(
+    sample: Sample, image_size: int, crop_margin: float | None, pool: int | None = None
+) -> np.ndarray:
+    """One sample to model-size pixels (the one preprocessing path; see transforms.preprocess), or for
+    a clip (`pool` frames) its frame pool (video.read_clip)."""
+    if pool:
+        return read_clip(sample.path, image_size, pool).pixels
     box = sample.box if crop_margin is not None else None
     image = load_image(sample.path, box=box, margin=crop_margin or 0.0, draft=image_size)
     return preprocess(image, image_size)
 
 
-def _decode_chunk(args: tuple[list[Sample], int, float | None]) -> list[np.ndarray | str]:
-    samples, size, margin = args
+def _decode_chunk(args: tuple[list[Sample], int, float | None, int | None]) -> list[np.ndarray | str]:
+    samples, size, margin, pool = args
     out: list[np.ndarray | str] = []
     for sample in samples:
         try:
-            out.append(decode_sample(sample, size, margin))
-        except ImageReadError as exc:
+            out.append(decode_sample(sample, size, margin, pool))
+        except MediaReadError as exc:
             out.append(str(exc))
     return out
 
 
-def cache_key(samples: Sequence[Sample], image_size: int, crop_margin: float | None) -> str:
-    digest = hashlib.sha1(f"v{CACHE_VERSION}|{image_size}|{crop_margin}".encode())
+def cache_key(
+    samples: Sequence[Sample], image_size: int, crop_margin: float | None, pool: int | None = None
+) -> str:
+    digest = hashlib.sha1(f"v{CACHE_VERSION}|{image_size}|{crop_margin}|{pool}".encode())
     for s in samples:
         stat = s.path.stat() if s.path.exists() else None
         digest.update(f"{s.path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}|{s.box}\n".encode())
@@ -74,31 +85,35 @@ def build_cache(
     image_size: int,
     *,
     crop_margin: float | None = None,
+    pool: int | None = None,
     workers: int | None = None,
     directory: Path | None = None,
 ) -> ImageCache:
-    """Return the cache for `samples`, decoding (in parallel) only if it does not exist yet."""
+    """Return the cache for `samples`, decoding (in parallel) only if it does not exist yet. `pool`:
+    the samples are clips, each stored as that many frames."""
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    key = cache_key(samples, image_size, crop_margin)
+    key = cache_key(samples, image_size, crop_margin, pool)
     data_path, index_path = directory / f"{key}.u8", directory / f"{key}.json"
-    shape = (len(samples), image_size, image_size, 3)
+    shape = (len(samples), *((pool,) if pool else ()), image_size, image_size, 3)
     if index_path.is_file() and data_path.is_file():  # the index is written last: its presence means complete
         bad = {int(k): v for k, v in json.loads(index_path.read_text())["bad"].items()}
         return ImageCache(np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape), bad)
 
-    log.info("decoding %d images to %dx%d once (cache %s)", len(samples), image_size, image_size, directory)
+    what = f"clips to {pool} frames of" if pool else "images to"
+    log.info("decoding %d %s %dx%d once (cache %s)", len(samples), what, image_size, image_size, directory)
     bad: dict[int, str] = {}
     with atomic_output(data_path) as tmp:
         pixels = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
-        chunk = 64
+        chunk = 4 if pool else 64
         jobs = [
-            (list(samples[i : i + chunk]), image_size, crop_margin) for i in range(0, len(samples), chunk)
+            (list(samples[i : i + chunk]), image_size, crop_margin, pool)
+            for i in range(0, len(samples), chunk)
         ]
         workers = workers if workers is not None else (os.cpu_count() or 1)
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_decode_chunk, jobs)
+            with ProcessPoolExecutor(max_workers=workers) as executor:
+                results = executor.map(_decode_chunk, jobs)
                 _fill(pixels, bad, results, chunk)
         else:
             _fill(pixels, bad, map(_decode_chunk, jobs), chunk)

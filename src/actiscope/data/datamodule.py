@@ -1,6 +1,8 @@
-"""The LightningDataModule for images: split manifest in, batches of (pixels, label) out.
+"""The LightningDataModule for images and clips: split manifest in, batches of (pixels, label) out.
 
-Pixels come from the decoded-image cache (or, with cache=False, from decoding every time, which
+Images are (3, S, S), clips (T, 3, S, S): a clip's frames are sampled from its cached frame pool (the
+segment centres, or in training with TSN sampling a random frame per segment) and every frame of a clip
+gets the same augmentation. Pixels come from the decoded-media cache (or, with cache=False, from decoding every time, which
 is only there to measure what the cache saves). In linear mode the frozen backbone's features are
 computed once and the datasets become tensors of features.
 """
@@ -19,15 +21,16 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomS
 
 from actiscope.data.cache import ImageCache, build_cache, decode_sample
 from actiscope.data.formats import Sample
-from actiscope.data.images import ImageReadError
 from actiscope.data.split import SplitManifest
 from actiscope.data.transforms import eval_transform, train_transform
+from actiscope.data.video import pool_size, sample_frames
+from actiscope.errors import MediaReadError
 from actiscope.models.registry import DataConfig
 
 log = logging.getLogger(__name__)
 
 
-class ImageSamples(Dataset):
+class MediaSamples(Dataset):
     """Samples with integer labels; pixels from a cache when given, else decoded on every access."""
 
     def __init__(
@@ -39,31 +42,40 @@ class ImageSamples(Dataset):
         image_size: int,
         cache: ImageCache | None = None,
         crop_margin: float | None = None,
+        frames: int | None = None,
+        random_frames: bool = False,
     ) -> None:
         self.indices = cache.good if cache is not None else list(range(len(samples)))
         self.samples, self.labels, self.transform = samples, labels, transform
         self.cache, self.image_size, self.crop_margin = cache, image_size, crop_margin
+        self.frames, self.random_frames = frames, random_frames
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, n: int) -> tuple[torch.Tensor, int]:
         i = self.indices[n]
+        pool = pool_size(self.frames) if self.frames else None
         if self.cache is not None:
-            pixels = np.array(self.cache.pixels[i])
+            pixels = self.cache.pixels[i]
         else:
             try:
-                pixels = decode_sample(self.samples[i], self.image_size, self.crop_margin)
-            except ImageReadError:  # never crash mid-epoch; split.py already dropped known-bad files
-                log.warning("unreadable during training, using a blank image: %s", self.samples[i].path)
-                pixels = np.zeros((self.image_size, self.image_size, 3), np.uint8)
-        return self.transform(torch.from_numpy(pixels).permute(2, 0, 1)), self.labels[i]
+                pixels = decode_sample(self.samples[i], self.image_size, self.crop_margin, pool)
+            except MediaReadError:  # never crash mid-epoch; split.py already dropped known-bad files
+                log.warning("unreadable during training, using a blank input: %s", self.samples[i].path)
+                pixels = np.zeros((*((pool,) if pool else ()), self.image_size, self.image_size, 3), np.uint8)
+        if not self.frames:
+            return self.transform(torch.from_numpy(np.array(pixels)).permute(2, 0, 1)), self.labels[i]
+        # torch's generator: seeded per worker by Lightning, so TSN sampling is reproducible
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
+        chosen = np.array(pixels[sample_frames(len(pixels), self.frames, random=self.random_frames, rng=rng)])
+        return self.transform(torch.from_numpy(chosen).permute(0, 3, 1, 2)), self.labels[i]
 
     def targets(self) -> list[int]:
         return [self.labels[i] for i in self.indices]
 
 
-class ImageDataModule(L.LightningDataModule):
+class ActionDataModule(L.LightningDataModule):
     def __init__(
         self,
         manifest: SplitManifest,
@@ -76,9 +88,12 @@ class ImageDataModule(L.LightningDataModule):
         crop_margin: float | None = None,
         use_cache: bool = True,
         seed: int = 0,
+        sampling: str = "tsn",
     ) -> None:
         super().__init__()
         self.manifest, self.data_config = manifest, data_config
+        self.frames, self.sampling = data_config.frames, sampling
+        self.pool = pool_size(self.frames) if self.frames else None
         self.class_names = manifest.classes
         self.batch_size, self.workers, self.augment, self.balance = batch_size, workers, augment, balance
         self.crop_margin, self.use_cache, self.seed = crop_margin, use_cache, seed
@@ -90,7 +105,10 @@ class ImageDataModule(L.LightningDataModule):
         if self.use_cache:
             for split in ("train", "val", "test"):
                 build_cache(
-                    self.manifest.samples(split), self.data_config.image_size, crop_margin=self.crop_margin
+                    self.manifest.samples(split),
+                    self.data_config.image_size,
+                    crop_margin=self.crop_margin,
+                    pool=self.pool,
                 )
 
     def setup(self, stage: str | None = None) -> None:
@@ -101,11 +119,13 @@ class ImageDataModule(L.LightningDataModule):
             samples = self.manifest.samples(split)
             cache = None
             if self.use_cache:
-                cache = build_cache(samples, self.data_config.image_size, crop_margin=self.crop_margin)
+                cache = build_cache(
+                    samples, self.data_config.image_size, crop_margin=self.crop_margin, pool=self.pool
+                )
                 self.skipped[split] = cache.bad
                 if cache.bad:
                     log.warning(
-                        "%s: skipping %d unreadable images (e.g. %s)",
+                        "%s: skipping %d unreadable files (e.g. %s)",
                         split,
                         len(cache.bad),
                         next(iter(cache.bad.values())),
@@ -115,9 +135,10 @@ class ImageDataModule(L.LightningDataModule):
                 if split == "train"
                 else eval_transform(self.data_config)
             )
-            self.datasets[split] = ImageSamples(
+            self.datasets[split] = MediaSamples(
                 samples, [index[s.label] for s in samples], transform,  # type: ignore[index]
                 image_size=self.data_config.image_size, cache=cache, crop_margin=self.crop_margin,
+                frames=self.frames, random_frames=split == "train" and self.sampling == "tsn",
             )  # fmt: skip
         if self.balance == "trim":
             self.datasets["train"] = _trimmed(self.datasets["train"], self.seed)  # type: ignore[arg-type]
@@ -141,7 +162,7 @@ class ImageDataModule(L.LightningDataModule):
         never changes, so one pass is the whole cost) and train the head on the stored features."""
         for split in ("train", "val", "test"):
             dataset = self.datasets[split]
-            if isinstance(dataset, ImageSamples):
+            if isinstance(dataset, MediaSamples):
                 dataset.transform = eval_transform(self.data_config)
             loader = DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
             feats, labels = [], []
@@ -181,7 +202,7 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("test")
 
 
-def _trimmed(dataset: ImageSamples, seed: int) -> ImageSamples:
+def _trimmed(dataset: MediaSamples, seed: int) -> MediaSamples:
     """Undersample every class to the size of the smallest (--balance trim)."""
     by_class: dict[int, list[int]] = {}
     for i in dataset.indices:

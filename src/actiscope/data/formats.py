@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from actiscope.data.images import Box, is_image_path
+from actiscope.data.video import is_video_path
 from actiscope.errors import DataError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v"})
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}  # fmt: skip
 FILENAME_COLUMNS = ("filename", "file", "image", "image_path", "path", "img")
@@ -139,13 +139,7 @@ def _class_folder_media(root: Path) -> str | None:
     for class_dir in _class_dirs(root):
         for f in class_dir.iterdir():
             if f.is_file():
-                counts[
-                    "video"
-                    if f.suffix.lower() in VIDEO_EXTENSIONS
-                    else "image"
-                    if is_image_path(f)
-                    else "other"
-                ] += 1
+                counts["video" if is_video_path(f) else "image" if is_image_path(f) else "other"] += 1
     if counts["video"] > counts["image"]:
         return "video"
     return "image" if counts["image"] else None
@@ -162,7 +156,7 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _read_class_folders(root: Path, kind: str, fmt: str) -> Dataset:
-    wanted = (lambda p: p.suffix.lower() in VIDEO_EXTENSIONS) if kind == "video" else is_image_path
+    wanted = is_video_path if kind == "video" else is_image_path
     samples: list[Sample] = []
     ignored: list[Path] = []
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -246,7 +240,9 @@ def read_csv(root: Path, *, images: str | Path | None = None) -> Dataset:
         notes.append(message)
     if label_col is None:
         notes.append("no label column: an unlabelled set, usable for prediction only")
-    return Dataset(base, "csv", "image", samples, missing=missing, notes=notes)
+    clips = sum(is_video_path(s.path) for s in samples)
+    return Dataset(base, "csv", "video" if clips > len(samples) / 2 else "image", samples, missing=missing,
+                   notes=notes)  # fmt: skip
 
 
 def _pick_csv(folder: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from actiscope.errors import DataError
+from actiscope.errors import MediaReadError
 
 # Never paper over a truncated file: a half image is reported, not learned from.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -24,13 +24,8 @@ DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; larger is a bomb or a scan, not 
 Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels
 
 
-class ImageReadError(DataError):
+class ImageReadError(MediaReadError):
     """A file that is not a usable image; the message names the file and the reason."""
-
-    def __init__(self, path: object, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def is_image_path(path: Path) -> bool:

@@ -96,7 +96,7 @@ def inspect_dataset(dataset: Dataset, *, max_distance: int = 4, workers: int | N
         classes=counts,
         imbalance_ratio=(max(counts.values()) / min(counts.values())) if counts else None,
         splits=dict(Counter(s.split for s in samples if s.split is not None)),
-        image_stats=image_statistics(scans) if dataset.kind == "image" else {},
+        image_stats=image_statistics(scans),
         unreadable=[{"path": s.path, "reason": s.error} for s in scans if s.error is not None],
         missing=[{"row": m.row, "filename": m.filename} for m in dataset.missing],
         ignored=[str(p) for p in dataset.ignored],
@@ -114,15 +114,20 @@ def image_statistics(scans: list[FileScan]) -> dict[str, object]:
     heights = np.array([s.height for s in good])
 
     def summary(values: np.ndarray) -> dict[str, float]:
-        return {"min": int(values.min()), "median": float(np.median(values)), "max": int(values.max())}
+        return {"min": values.min().item(), "median": float(np.median(values)), "max": values.max().item()}
 
-    return {
+    stats: dict[str, object] = {
         "width": summary(widths),
         "height": summary(heights),
-        "modes": dict(Counter(s.mode for s in good).most_common()),
-        "formats": dict(Counter(s.format for s in good).most_common()),
+        "formats": dict(Counter(s.format for s in good).most_common()),  # clips: codecs
         "mean_file_kb": round(float(np.mean([s.size_bytes for s in good])) / 1024, 1),
     }
+    if any(s.duration is not None for s in good):  # clips
+        stats["duration_s"] = summary(np.array([s.duration or 0.0 for s in good]))
+        stats["fps"] = summary(np.array([s.fps or 0.0 for s in good]))
+    else:
+        stats["modes"] = dict(Counter(s.mode for s in good).most_common())
+    return stats
 
 
 def label_typos(counts: dict[str, int]) -> list[dict[str, object]]:

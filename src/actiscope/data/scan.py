@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from actiscope.data.images import ImageReadError, is_image_path, load_image
+from actiscope.data.video import is_video_path, read_clip
+from actiscope.errors import MediaReadError
 
 THUMB_SIDE = 16
 MIN_CORRELATION = 0.9  # thumbnails of true near duplicates correlate far above this
@@ -31,13 +33,15 @@ class FileScan:
     path: str
     size_bytes: int = 0
     md5: str | None = None
-    dhash: int | None = None  # 64-bit difference hash of the decoded image (None for clips/errors)
+    dhash: int | None = None  # 64-bit difference hash of the decoded image (a clip: its middle frame)
     thumb: bytes | None = None  # 16x16 greyscale thumbnail that confirms a hash match
     width: int | None = None
     height: int | None = None
     mode: str | None = None  # colour mode as stored, before conversion to RGB
-    format: str | None = None
+    format: str | None = None  # image format, or a clip's codec
     error: str | None = None
+    duration: float | None = None  # clips: seconds
+    fps: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,8 +58,10 @@ def scan_file(path: str | Path) -> FileScan:
     md5 = hashlib.md5(data).hexdigest()
     if not data:
         return FileScan(path, 0, md5, error="empty file (0 bytes)")
+    if is_video_path(Path(path)):
+        return _scan_clip(path, len(data), md5)
     if not is_image_path(Path(path)):
-        return FileScan(path, len(data), md5)  # a clip: decoding is the video layer's job
+        return FileScan(path, len(data), md5)
     buffer = io.BytesIO(data)
     buffer.name = path
     try:
@@ -66,6 +72,20 @@ def scan_file(path: str | Path) -> FileScan:
         mode, fmt = header.mode, header.format
     thumb = rgb.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
     return FileScan(path, len(data), md5, difference_hash(rgb), thumb, rgb.width, rgb.height, mode, fmt)
+
+
+def _scan_clip(path: str, size: int, md5: str) -> FileScan:
+    """Decode a clip through the video layer; its middle frame stands in for it in duplicate search (a
+    re-encoded copy of a clip, or clips cut from one recording, look alike there)."""
+    try:
+        clip = read_clip(path, 64, 3)
+    except MediaReadError as exc:
+        return FileScan(path, size, md5, error=exc.reason)
+    info = clip.info
+    middle = Image.fromarray(clip.pixels[1])
+    thumb = middle.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
+    return FileScan(path, size, md5, difference_hash(middle), thumb, info.width, info.height,
+                    format=info.codec, duration=round(info.duration, 3), fps=round(info.fps, 3))  # fmt: skip
 
 
 def difference_hash(image: Image.Image) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from actiscope.errors import DataError
 from actiscope.files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
+UCF_NAME = re.compile(r"^v_(?P<action>.+)_g(?P<group>\d+)_c\d+$", re.IGNORECASE)
 MANIFEST_VERSION = 1
 
 
@@ -137,10 +139,28 @@ def make_split(
 
 
 def _units(indices: list[int], scans: list[FileScan], max_distance: int) -> list[tuple[int, ...]]:
-    """Indivisible groups of sample indices: each duplicate group is one unit, others stand alone."""
-    grouped = [tuple(indices[j] for j in g) for g in duplicate_groups(scans, max_distance=max_distance)]
-    in_group = {i for g in grouped for i in g}
-    return sorted(grouped + [(i,) for i in indices if i not in in_group])
+    """Indivisible groups of sample indices: a duplicate group is one unit, so are the clips of one UCF
+    group (`v_<Class>_g<group>_c<clip>`: same actors and background); others stand alone."""
+    owner = {i: i for i in indices}
+
+    def find(i: int) -> int:
+        while owner[i] != i:
+            i = owner[i]
+        return i
+
+    groups = [[indices[j] for j in g] for g in duplicate_groups(scans, max_distance=max_distance)]
+    by_recording: dict[str, list[int]] = defaultdict(list)
+    for i, scan in zip(indices, scans, strict=True):
+        match = UCF_NAME.match(Path(scan.path).stem)
+        if match:
+            by_recording[f"{match['action'].lower()}/{match['group']}"].append(i)
+    for members in [*groups, *by_recording.values()]:
+        for j in members[1:]:
+            owner[find(j)] = find(members[0])
+    units: dict[int, list[int]] = defaultdict(list)
+    for i in indices:
+        units[find(i)].append(i)
+    return sorted(tuple(sorted(u)) for u in units.values())
 
 
 def _keep_predefined(

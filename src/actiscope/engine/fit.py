@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from actiscope.config import ConfigError, TrainConfig
-from actiscope.data.datamodule import ImageDataModule
+from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
@@ -27,7 +27,7 @@ from actiscope.engine.module import ActionClassifier
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
 from actiscope.models.registry import get_entry
-from actiscope.models.weights import load_weights, read_state_dict
+from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict
 from actiscope.package import save_package
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
     entry = get_entry(config.model)
-    if config.weights not in ("none", "imagenet"):
+    if config.weights not in ("none", *HUB_NAMES):
         read_state_dict(Path(config.weights).expanduser())
     if worker:  # a DDP rank > 0: rank 0 already prepared the run
         run_dir: Path | None = Path(os.environ[RUN_DIR_ENV])
@@ -66,18 +66,25 @@ def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult
             raise DataError(
                 f"{config.data}: found {len(manifest.classes)} class(es); training needs at least two"
             )
-    data_config = replace(entry.data_config, image_size=config.image_size or entry.data_config.image_size)
+    data_config = replace(
+        entry.data_config,
+        image_size=config.image_size or entry.data_config.image_size,
+        frames=config.frames or entry.data_config.frames,
+    )
+    if manifest.kind != entry.kind:
+        raise DataError(f"{config.data} holds {manifest.kind}s and {config.model} is a model for {entry.kind}s; "
+                        f"choose one from `actiscope models --kind {manifest.kind}`")  # fmt: skip
     L.seed_everything(config.seed, workers=True, verbose=False)  # before the model's initialisation
-    module = _module(config, manifest, data_config.image_size)
+    module = _module(config, manifest, data_config.image_size, data_config.frames)
     if resume is None:
         load_weights(module.model, config.weights)
     if run_dir is None:
         run_dir = _new_run_dir(config)
         manifest.save(run_dir / "split.json")
-    datamodule = ImageDataModule(
+    datamodule = ActionDataModule(
         manifest, data_config, batch_size=config.batch_size, workers=config.workers, augment=config.augment,
         balance=config.balance, crop_margin=config.crop_margin if config.crop_person else None,
-        use_cache=config.cache, seed=config.seed,
+        use_cache=config.cache, seed=config.seed, sampling=config.sampling,
     )  # fmt: skip
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
@@ -87,14 +94,16 @@ def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult
             os.environ.pop(RUN_DIR_ENV, None)
 
 
-def _module(config: TrainConfig, manifest: SplitManifest, image_size: int) -> ActionClassifier:
+def _module(
+    config: TrainConfig, manifest: SplitManifest, image_size: int, frames: int | None = None
+) -> ActionClassifier:
     counts = manifest.counts()["train"]
     total = sum(counts.values())
     class_weights = (
         [total / (len(counts) * max(1, n)) for n in counts.values()] if config.balance == "weights" else None
     )
     return ActionClassifier(
-        config.model, manifest.classes, image_size=image_size, drop_rate=config.drop_rate,
+        config.model, manifest.classes, image_size=image_size, frames=frames, drop_rate=config.drop_rate,
         mode=config.mode, optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
         scheduler=config.scheduler, warmup_epochs=config.warmup_epochs, backbone_lr_mult=config.backbone_lr_mult,
         head_epochs=config.head_epochs, label_smoothing=config.label_smoothing, class_weights=class_weights,
@@ -107,7 +116,7 @@ def _fit(
     config: TrainConfig,
     run_dir: Path,
     module: ActionClassifier,
-    datamodule: ImageDataModule,
+    datamodule: ActionDataModule,
     manifest: SplitManifest,
     *,
     resume: bool,
@@ -196,12 +205,10 @@ def _manifest(config: TrainConfig) -> SplitManifest:
     if config.split:
         return SplitManifest.load(config.split)
     dataset = load_dataset(config.data, config.format)
-    if dataset.kind != "image":
-        raise DataError(f"{config.data} is a {dataset.kind} dataset; image models train on images")
     return make_split(dataset, val=config.val, test=config.test, seed=config.seed)
 
 
-def _precompute_features(module: ActionClassifier, datamodule: ImageDataModule, precision: str) -> None:
+def _precompute_features(module: ActionClassifier, datamodule: ActionDataModule, precision: str) -> None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     backbone = module.model.eval()

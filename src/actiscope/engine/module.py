@@ -41,6 +41,7 @@ class ActionClassifier(L.LightningModule):
         class_names: list[str],
         *,
         image_size: int | None = None,
+        frames: int | None = None,
         drop_rate: float = 0.0,
         mode: str = "scratch",
         optimizer: str = "adamw",
@@ -60,7 +61,7 @@ class ActionClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model: ActionModel = create_model(
-            architecture, len(class_names), image_size=image_size, drop_rate=drop_rate
+            architecture, len(class_names), image_size=image_size, frames=frames, drop_rate=drop_rate
         )
         self.register_buffer(
             "class_weight", torch.tensor(class_weights) if class_weights else None, persistent=False

@@ -144,7 +144,8 @@ def _score(name: str, run_dir: Path) -> Row:
     result = evaluate(run_dir, workers=0)
     m = result.metrics
     predictor = Predictor.load(run_dir)
-    model = create_model(name, len(predictor.class_names), image_size=predictor.meta.image_size).eval()
+    meta = predictor.meta
+    model = create_model(name, len(meta.class_names), image_size=meta.image_size, frames=meta.frames).eval()
     params = sum(p.numel() for p in model.parameters())
     pixels = predictor.pixels(result.files[0])[None]
     with open(run_dir / "history.csv", newline="", encoding="utf-8") as fh:

@@ -179,8 +179,12 @@ def plot_per_class(names: Sequence[str], f1: Sequence[float | None], path: Path)
 
 
 def plot_mistakes(items: Sequence[tuple[Path, str, str, float]], path: Path, *, columns: int = 4) -> None:
-    """The most confident wrong predictions: (image, true, predicted, confidence), one tile each."""
+    """The most confident wrong predictions: (image or clip, true, predicted, confidence), one tile each
+    (a clip shows its middle frame)."""
+    from PIL import Image
+
     from actiscope.data.images import load_image
+    from actiscope.data.video import is_video_path, preview_frame
 
     plt = _pyplot()
     rows = max(1, -(-len(items) // columns))
@@ -188,7 +192,11 @@ def plot_mistakes(items: Sequence[tuple[Path, str, str, float]], path: Path, *, 
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (image_path, true, predicted, confidence) in zip(axes.ravel(), items, strict=False):
-        image = load_image(image_path)
+        image = (
+            Image.fromarray(preview_frame(image_path))
+            if is_video_path(image_path)
+            else load_image(image_path)
+        )
         image.thumbnail((256, 256))
         ax.imshow(image)
         ax.set_title(f"true: {true}\npredicted: {predicted} ({confidence:.2f})", fontsize=8)

@@ -89,7 +89,8 @@ def evaluate(
 
     metrics = classification_metrics(y_true, probs, meta.class_names)
     metrics = {
-        "model": {"architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size},
+        "model": {"architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size,
+                  "kind": meta.kind, "frames": meta.frames},
         "data": source, "split": split, "backend": predictor.backend, "tta": tta,
         "unreadable": len(unreadable), "unreadable_files": unreadable, **metrics,
     }  # fmt: skip

@@ -57,6 +57,8 @@ class ModelEntry:
     data_config: DataConfig
     description: str
     pretrained: Callable[[], dict[str, torch.Tensor]] | None = None  # hub weights (downloads when online)
+    pretrained_name: str = "imagenet"  # what `--weights NAME` asks the hub for (video: kinetics)
+    pretrained_scope: str = ""  # key prefix the hub weights fill (a video model's per-frame network)
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -69,11 +71,15 @@ def register(
     data_config: DataConfig,
     description: str,
     pretrained: Callable[[], dict[str, torch.Tensor]] | None = None,
+    pretrained_name: str = "imagenet",
+    pretrained_scope: str = "",
 ) -> Callable[[Callable[[], Backbone]], Callable[[], Backbone]]:
     def decorator(build: Callable[[], Backbone]) -> Callable[[], Backbone]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        REGISTRY[name] = ModelEntry(name, kind, build, data_config, description, pretrained)
+        REGISTRY[name] = ModelEntry(
+            name, kind, build, data_config, description, pretrained, pretrained_name, pretrained_scope
+        )
         return build
 
     return decorator
@@ -87,6 +93,11 @@ def get_entry(name: str) -> ModelEntry:
         from actiscope.models.image import timm_entry
 
         return timm_entry(name.removeprefix("timm/"))
+    base, colon, frame_model = name.partition(":")
+    if colon and base in REGISTRY and REGISTRY[base].kind == "video":
+        from actiscope.models.video import per_frame_entry
+
+        return per_frame_entry(base, frame_model)
     close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `actiscope models`"
     raise UnknownModelError(f"unknown model {name!r}: {hint} (any timm model works as timm/<name>)")
@@ -101,7 +112,13 @@ class ActionModel(nn.Module):
     """Every architecture behind one interface: features, head, reset_classifier, data config."""
 
     def __init__(
-        self, entry: ModelEntry, num_classes: int, *, image_size: int | None = None, drop_rate: float = 0.0
+        self,
+        entry: ModelEntry,
+        num_classes: int,
+        *,
+        image_size: int | None = None,
+        frames: int | None = None,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         backbone = entry.build()
@@ -111,7 +128,12 @@ class ActionModel(nn.Module):
         self.num_features = backbone.num_features
         self.classifier_key = backbone.classifier
         self.cam_layer = backbone.cam_layer
-        self.data_config = replace(entry.data_config, image_size=image_size or entry.data_config.image_size)
+        default = entry.data_config
+        self.data_config = replace(
+            default, image_size=image_size or default.image_size, frames=(frames or default.frames)
+        )
+        if self.kind == "video" and not self.data_config.frames:
+            raise ActiscopeError(f"{entry.name}: a video model needs a number of frames per clip")
         self.drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes)
         _fast_batchnorm_statistics(self.backbone)
@@ -147,14 +169,28 @@ def _fast_batchnorm_statistics(module: nn.Module, momentum: float = 0.1) -> None
 
 
 def create_model(
-    name: str, num_classes: int, *, image_size: int | None = None, drop_rate: float = 0.0
+    name: str,
+    num_classes: int,
+    *,
+    image_size: int | None = None,
+    frames: int | None = None,
+    drop_rate: float = 0.0,
 ) -> ActionModel:
     """Build `name` with a fresh head of `num_classes` outputs (weights: see models.weights)."""
     if num_classes < 2:
         raise ActiscopeError(f"a classifier needs at least 2 classes, got {num_classes}")
-    return ActionModel(get_entry(name), num_classes, image_size=image_size, drop_rate=drop_rate)
+    return ActionModel(
+        get_entry(name), num_classes, image_size=image_size, frames=frames, drop_rate=drop_rate
+    )
+
+
+def example_input(config: DataConfig, batch: int = 1) -> torch.Tensor:
+    """A random input of the model's shape: (N, 3, S, S) for images, (N, T, 3, S, S) for clips."""
+    size = config.image_size
+    shape = (batch, config.frames, 3, size, size) if config.frames else (batch, 3, size, size)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
 def _load_builtin_models() -> None:
     # Registration happens on first use, not at import of the package: importing actiscope stays cheap.
-    from actiscope.models import image  # noqa: F401
+    from actiscope.models import image, video  # noqa: F401

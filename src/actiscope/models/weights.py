@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 # Prefixes that wrappers add in front of the architecture's own key names.
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "backbone.")
+HUB_NAMES = ("imagenet", "kinetics")
 
 
 class WeightsError(ActiscopeError):
@@ -34,12 +35,12 @@ class LoadReport:
 
 
 def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | None:
-    """Apply `spec` to `model`: None/"none" (scratch), "imagenet" (hub), or a local file path."""
+    """Apply `spec` to `model`: None/"none" (scratch), "imagenet"/"kinetics" (hub), or a local file path."""
     if spec is None or str(spec) == "none":
         return None
-    if str(spec) == "imagenet":
-        state = _hub_state_dict(model.architecture)
-        source = f"{model.architecture} ImageNet weights"
+    if str(spec) in HUB_NAMES:
+        state = _hub_state_dict(model.architecture, str(spec))
+        source = f"{model.architecture} {spec} weights"
     else:
         path = Path(spec).expanduser()
         state = read_state_dict(path)
@@ -50,15 +51,16 @@ def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | No
     return report
 
 
-def _hub_state_dict(architecture: str) -> dict[str, torch.Tensor]:
+def _hub_state_dict(architecture: str, name: str = "imagenet") -> dict[str, torch.Tensor]:
     entry = get_entry(architecture)
-    if entry.pretrained is None:
-        raise WeightsError(f"{architecture} has no published pretrained weights; use --weights none or PATH")
+    if entry.pretrained is None or entry.pretrained_name != name:
+        has = f" (it has {entry.pretrained_name} weights)" if entry.pretrained is not None else ""
+        raise WeightsError(f"{architecture} has no published {name} weights{has}; use --weights none or PATH")
     try:
         return entry.pretrained()
     except (URLError, OSError, ConnectionError, RuntimeError, ValueError) as exc:
         raise WeightsError(
-            f"cannot get ImageNet weights for {architecture} ({type(exc).__name__}: no network or no cached copy); "
+            f"cannot get {name} weights for {architecture} ({type(exc).__name__}: no network or no cached copy); "
             "download them on a connected machine and pass the file with --weights PATH, or train with --weights none"
         ) from None
 
@@ -90,7 +92,14 @@ def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source:
     """Load backbone tensors by name; the original classifier goes to our head only if it has our shape."""
     own = model.backbone.state_dict()
     state = _strip_prefixes(state, set(own))
-    head_prefix = f"{model.classifier_key}." if model.classifier_key else "head."
+    scope = get_entry(model.architecture).pretrained_scope
+    if scope and not any(k in own for k in state):  # an image model's file for a per-frame network
+        state = {scope + k: v for k, v in state.items()}
+    if scope and all(k.startswith(scope) for k in state):  # only the per-frame network is pretrained
+        own = {k: v for k, v in own.items() if k.startswith(scope)}
+        head_prefix = "\0"  # the image model's classifier never fits a video head
+    else:
+        head_prefix = f"{model.classifier_key}." if model.classifier_key else "head."
 
     def is_head(key: str) -> bool:  # the architecture's classifier, or our own head
         return key not in own and (key.startswith(head_prefix) or key in ("head.weight", "head.bias"))
@@ -118,7 +127,7 @@ def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source:
         raise WeightsError(
             f"{source} does not fit {model.architecture}: {'; '.join(parts)}; is it another architecture's file?"
         )
-    model.backbone.load_state_dict(matched, strict=True)
+    model.backbone.load_state_dict(matched, strict=len(own) == len(model.backbone.state_dict()))
 
     head_state = {k.rpartition(".")[2]: v for k, v in state.items() if is_head(k)}
     head = model.head.state_dict()

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
-from actiscope.data.images import ImageReadError, load_image
-from actiscope.errors import ActiscopeError
+from actiscope.data.images import load_image
+from actiscope.data.video import VIDEO_EXTENSIONS, probe_video
+from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.package import META_FILE, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.web.classify.models import ActiveModel, Prediction
@@ -35,31 +36,49 @@ class ServiceError(Exception):
 class Upload:
     name: str  # as the client sent it: displayed only
     data: bytes
-    image: Image.Image
+    image: Image.Image | None  # None for a clip
     extension: str
 
+    def source(self) -> Image.Image | io.BytesIO:
+        """What the Predictor reads: the decoded image, or the clip's bytes."""
+        return self.image if self.image is not None else io.BytesIO(self.data)
 
-def read_uploads(files: list[Any]) -> list[Upload]:
-    """Every file checked before anything is stored: count, size, and a safe decode."""
+
+def check_count(files: list[Any]) -> None:
     if not files:
-        raise ServiceError(400, "no image: send it in the multipart form field 'file'")
+        raise ServiceError(
+            400, "no file: send an image (or a clip, for a video model) in the form field 'file'"
+        )
     if len(files) > settings.MAX_FILES:
         raise ServiceError(
             400, f"too many files: {len(files)} in one request; the limit is {settings.MAX_FILES}"
         )
+
+
+def read_uploads(files: list[Any], kind: str = "image") -> list[Upload]:
+    """Every file checked before anything is stored: count, size, and a safe decode (a clip: its header
+    and limits; the Predictor then decodes it through the same checks)."""
+    check_count(files)
+    limit = settings.MAX_CLIP_BYTES if kind == "video" else settings.MAX_UPLOAD_BYTES
     uploads = []
     for f in files:
         name = str(getattr(f, "name", "upload"))[:255]
-        if f.size > settings.MAX_UPLOAD_BYTES:
+        if f.size > limit:
             raise ServiceError(413, f"{name}: {f.size / 2**20:.1f} MB is over the "
-                                    f"{settings.MAX_UPLOAD_BYTES / 2**20:.0f} MB upload limit")  # fmt: skip
+                                    f"{limit / 2**20:.0f} MB upload limit")  # fmt: skip
         data = f.read()
         try:
+            if kind == "video":
+                probe_video(io.BytesIO(data))
+                suffix = Path(name).suffix.lower()
+                uploads.append(Upload(name, data, None, suffix[1:] if suffix in VIDEO_EXTENSIONS else "mp4"))
+                continue
             image = load_image(io.BytesIO(data))
             with Image.open(io.BytesIO(data)) as probe:
                 extension = (probe.format or "img").lower().replace("jpeg", "jpg")
-        except ImageReadError as exc:
-            raise ServiceError(400, f"{name}: {exc.reason}") from None
+        except MediaReadError as exc:
+            hint = " (the active model classifies clips: upload a video)" if kind == "video" else ""
+            raise ServiceError(400, f"{name}: {exc.reason}{hint}") from None
         uploads.append(Upload(name, data, image, extension))
     return uploads
 
@@ -104,6 +123,14 @@ class ModelService:
                 self._path, self._name = path, f"{run} ({self._predictor.meta.architecture})"
             return self._predictor
 
+    def active_kind(self) -> str:
+        """ "image" or "video": what the active model takes (read from model.json, no model load)."""
+        path = self.active_path()
+        try:
+            return read_meta(path).kind if path is not None else "image"
+        except ActiscopeError:
+            return "image"
+
     def describe(self, predictor: Predictor) -> tuple[str, str]:
         """The name and version stored with each prediction."""
         return self._name, predictor.meta.created
@@ -114,21 +141,29 @@ MODEL = ModelService()
 
 def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
     """Predict and store every upload, or none of them: files and rows are removed on any failure."""
-    uploads = read_uploads(files)
+    check_count(files)  # before loading a model
     predictor = MODEL.get()
+    uploads = read_uploads(files, predictor.meta.kind)
     model_name, version = MODEL.describe(predictor)
     results = []
     for upload in uploads:
         start = time.perf_counter()
-        (prediction,) = predictor.predict([upload.image], top_k=top_k)
-        results.append((upload, prediction, (time.perf_counter() - start) * 1000))
+        try:
+            (prediction,) = predictor.predict([upload.source()], top_k=top_k)
+            timeline = None
+            if upload.image is None:
+                timeline = [[s.start, s.end, s.prediction.label, round(s.prediction.confidence, 6)]
+                            for s in predictor.timeline(upload.source(), top_k=1)]  # fmt: skip
+        except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
+            raise ServiceError(400, f"{upload.name}: {exc.reason}") from None
+        results.append((upload, prediction, timeline, (time.perf_counter() - start) * 1000))
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
         with transaction.atomic():
             rows = []
-            for upload, prediction, latency in results:
+            for upload, prediction, timeline, latency in results:
                 stored = media / f"{uuid.uuid4().hex}.{upload.extension}"
                 stored.write_bytes(upload.data)
                 written.append(stored)
@@ -136,6 +171,7 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
                     image=stored.name, original_name=upload.name, model_name=model_name, model_version=version,
                     label=prediction.label, confidence=prediction.confidence,
                     top_k=[[label, round(p, 6)] for label, p in prediction.top_k], latency_ms=round(latency, 2),
+                    timeline=timeline,
                 ))  # fmt: skip
         return rows
     except BaseException:

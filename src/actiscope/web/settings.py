@@ -6,7 +6,8 @@ ACTISCOPE_MODEL      the model package or run to serve (default: the active or n
 DATABASE_URL         e.g. postgres://user:pass@host/db (default: SQLite in the data directory)
 ACTISCOPE_SECRET_KEY, ACTISCOPE_ALLOWED_HOSTS (comma-separated), ACTISCOPE_DEBUG=1,
 ACTISCOPE_HTTPS=1    behind TLS: secure cookies, HSTS, redirect to https (what `check --deploy` asks)
-ACTISCOPE_MAX_UPLOAD_MB (10), ACTISCOPE_MAX_FILES (16), ACTISCOPE_API_TOKENS=1 (API needs a token),
+ACTISCOPE_MAX_UPLOAD_MB (10), ACTISCOPE_MAX_CLIP_MB (50; clip length, size and frame limits:
+ACTISCOPE_MAX_CLIP_SECONDS/_SIDE/_FRAMES), ACTISCOPE_MAX_FILES (16), ACTISCOPE_API_TOKENS=1 (API needs a token),
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
 """
 
@@ -28,6 +29,7 @@ RUNS_DIR = Path(os.environ.get("ACTISCOPE_RUNS", "runs")).expanduser()
 ACTISCOPE_MODEL = os.environ.get("ACTISCOPE_MODEL") or None
 MAX_UPLOAD_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_UPLOAD_MB", "10")) * 1024 * 1024)
 MAX_FILES = int(os.environ.get("ACTISCOPE_MAX_FILES", "16"))
+MAX_CLIP_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_CLIP_MB", "50")) * 1024 * 1024)
 
 
 def _secret_key() -> str:

@@ -3,6 +3,8 @@ is active."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import models
 
 
@@ -16,12 +18,19 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     top_k = models.JSONField()  # [[label, probability], ...] best first
     latency_ms = models.FloatField()
+    timeline = models.JSONField(null=True, blank=True)  # clips: [[start s, end s, label, probability], ...]
 
     class Meta:
         ordering = ["-created", "-id"]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.confidence:.2f})"
+
+    @property
+    def is_clip(self) -> bool:
+        from actiscope.data.video import is_video_path
+
+        return is_video_path(Path(self.image))
 
 
 class ActiveModel(models.Model):

@@ -17,9 +17,11 @@ from actiscope.web.classify.models import Prediction
 
 @require_http_methods(["GET", "POST"])
 def classify_page(request: HttpRequest) -> HttpResponse:
+    video = services.MODEL.active_kind() == "video"
     context: dict[str, object] = {
         "max_files": settings.MAX_FILES,
-        "max_mb": settings.MAX_UPLOAD_BYTES // 2**20,
+        "max_mb": (settings.MAX_CLIP_BYTES if video else settings.MAX_UPLOAD_BYTES) // 2**20,
+        "video": video,
     }
     status = 200
     if request.method == "POST":
