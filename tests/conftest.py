@@ -99,3 +99,30 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
                          workers=0, augment="light", out=str(root / "runs"), name="run", cache=False)  # fmt: skip
     return train(config).run_dir
+
+
+# The proof-of-time models: trained once per session on the moving-squares clips (data.synthetic) and
+# shared by the video tests. Budgets are epochs on 168 training clips of 16 frames at 32 px.
+VIDEO_BUDGETS = {"convlstm": (10, 3e-3), "cnn-lstm": (10, 3e-3), "r3d_18": (5, 1e-3), "frame-avg": (6, 3e-3)}
+
+
+@pytest.fixture(scope="session")
+def squares(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from actiscope.data.synthetic import make_moving_squares
+
+    return make_moving_squares(tmp_path_factory.mktemp("squares") / "data", clips_per_class=60, groups=20)
+
+
+@pytest.fixture(scope="session")
+def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[str, Path]:
+    from actiscope.config import TrainConfig
+    from actiscope.engine.fit import train
+
+    out = tmp_path_factory.mktemp("video-runs")
+    runs = {}
+    for name, (epochs, lr) in VIDEO_BUDGETS.items():
+        config = TrainConfig(data=str(squares), model=name, image_size=32, frames=16, epochs=epochs, lr=lr,
+                             batch_size=16, warmup_epochs=1, augment="none", workers=0, out=str(out),
+                             name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
+        runs[name] = train(config).run_dir
+    return runs

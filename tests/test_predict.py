@@ -78,7 +78,7 @@ def test_predict_folder_to_csv_row_by_row(
         )
         assert row["top2_label"] == expected.top_k[1][0]
     captured = capsys.readouterr()
-    assert "10 predicted, 2 failed" in captured.out and "Traceback" not in captured.err
+    assert "10 images predicted, 2 failed" in captured.out and "Traceback" not in captured.err
 
 
 def test_kaggle_testing_csv_and_submission_format(package: Path, tmp_path: Path) -> None:

@@ -206,15 +206,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     from actiscope.models.registry import ActionModel, list_models
 
     entries = list_models(args.kind)
-    print(f"{'name':<20} {'kind':<6} {'params':>9} {'input':>6}  description")
+    print(f"{'name':<20} {'kind':<6} {'params':>9} {'input':>9}  description")
     for entry in entries:
         with torch.device("meta"):  # count parameters without allocating them
             params = sum(p.numel() for p in ActionModel(entry, 1000).parameters())
-        size = entry.data_config.image_size
-        print(f"{entry.name:<20} {entry.kind:<6} {params / 1e6:>8.1f}M {size:>6}  {entry.description}")
+        config = entry.data_config
+        shape = f"{config.frames}x{config.image_size}" if config.frames else str(config.image_size)
+        print(f"{entry.name:<20} {entry.kind:<6} {params / 1e6:>8.1f}M {shape:>9}  {entry.description}")
     if args.kind in (None, "image"):
         print(
-            f"{'timm/<name>':<20} {'image':<6} {'':>9} {'':>6}  any timm model, e.g. timm/vit_small_patch16_224"
+            f"{'timm/<name>':<20} {'image':<6} {'':>9} {'':>9}  any timm model, e.g. timm/vit_small_patch16_224"
         )
     return 0
 
@@ -314,7 +315,7 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"on {result.check_source}")  # fmt: skip
     if result.int8:
         q = result.int8
-        print(f"int8 on {int(q['test_images'])} test images: accuracy {q['fp32_accuracy']:.4f} -> {q['int8_accuracy']:.4f}, "
+        print(f"int8 on {int(q['test_images'])} test inputs: accuracy {q['fp32_accuracy']:.4f} -> {q['int8_accuracy']:.4f}, "
               f"{q['fp32_images_per_s']:.1f} -> {q['int8_images_per_s']:.1f} images/s "
               f"({q['int8_images_per_s'] / q['fp32_images_per_s']:.2f}x)")  # fmt: skip
     return 0
@@ -550,6 +551,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("actiscope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`actiscope models | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

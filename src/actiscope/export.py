@@ -86,7 +86,8 @@ def check_images(directory: Path, pixels: Preprocessor, count: int) -> tuple[tor
     if split.is_file():
         samples = SplitManifest.load(split).samples("test")[:count]
         if samples:
-            return torch.stack([pixels(s.path) for s in samples]), f"{len(samples)} test images of the run"
+            what = "clips" if pixels.frames else "images"
+            return torch.stack([pixels(s.path) for s in samples]), f"{len(samples)} test {what} of the run"
     config = DataConfig(pixels.image_size, frames=pixels.frames)
     return example_input(config, count), "random input (no run split found)"
 

@@ -125,7 +125,7 @@ class Predictor:
         if inference_threads():
             torch.set_num_threads(inference_threads())
         use_bf16 = cpu_has_bf16() if bf16 is None else bf16
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to_channels_last()
 
         def run(batch: torch.Tensor) -> np.ndarray:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):

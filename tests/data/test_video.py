@@ -174,7 +174,7 @@ def test_single_frames_do_not_tell_the_direction() -> None:
     """The synthetic task's premise: per-frame statistics are alike across classes."""
     rng = np.random.default_rng(0)
     for direction in ("left", "right", "up", "down"):
-        frames = moving_square_frames(direction, rng, frames=12, size=40)
-        assert frames.shape == (12, 40, 40, 3)
+        frames = moving_square_frames(direction, rng)
+        assert frames.shape == (16, 32, 32, 3)
         bright = (frames.mean(axis=3) > 150).sum(axis=(1, 2))
-        assert (bright == 36).all()  # one 6x6 square in every frame, whatever the class
+        assert (bright == 25).all()  # one 5x5 square in every frame, whatever the class

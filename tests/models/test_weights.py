@@ -82,5 +82,5 @@ def test_imagenet_offline_says_how_to_supply_a_file(monkeypatch: pytest.MonkeyPa
     message = str(err.value)
     assert "cannot get ImageNet weights for resnet18" in message and "--weights PATH" in message
     assert "\n" not in message
-    with pytest.raises(WeightsError, match="no published pretrained weights"):
+    with pytest.raises(WeightsError, match="no published ImageNet weights"):
         load_weights(create_model("simple-cnn", 3), "imagenet")

@@ -1,8 +1,13 @@
 """A synthetic clip dataset that only a model of time can solve: which way does the square move?
 
-Four classes (left, right, up, down). Each clip shows one square sliding in its class direction over a
-noisy background. Any single frame is a square somewhere, whatever the class, so a model that looks at
-frames one by one (`frame-avg`) is left guessing, while a model that compares frames reads the motion.
+Four classes (left, right, up, down). In the first half of a clip a decoy square jumps between the
+points of a segment on one axis, in shuffled order; in the second half the square slides in the class
+direction along a segment on the other axis. The two segments are drawn alike, so the *set* of frames of a clip is the same whatever the class: any
+single frame, and any average over frames, is a square somewhere on a horizontal and a vertical line.
+Only the order tells the classes apart, so a model without time (`frame-avg`) stays at chance (25%) by
+construction, while a model that follows frames through time reads the direction. (With the mover alone,
+the line its frames lie on would give away horizontal versus vertical: 50% without any time.)
+
 Clips are real video files (MPEG-4 in AVI, through PyAV) in the UCF layout
 (`<class>/v_<Class>_g<group>_c<clip>.avi`), so they go through the same decoding and group-aware split
 as a real dataset. Used by the tests and `bench/bench_video.py`.
@@ -18,23 +23,30 @@ DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
 def moving_square_frames(
-    direction: str, rng: np.random.Generator, *, frames: int = 12, size: int = 40, side: int = 6
+    direction: str, rng: np.random.Generator, *, frames: int = 16, size: int = 32, side: int = 5
 ) -> np.ndarray:
-    """(frames, size, size, 3) uint8: a square moving 1-2 px per frame in `direction`."""
-    dx, dy = DIRECTIONS[direction]
-    speed = rng.uniform(1.0, 2.0)
-    travel = speed * (frames - 1)
-    # The start is drawn so the whole path stays inside the frame, the cross position anywhere.
-    along = rng.uniform(0, size - side - travel)
-    across = rng.uniform(0, size - side)
-    background = rng.integers(20, 90)
-    colour = rng.integers(170, 256, size=3)
+    """(frames, size, size, 3) uint8: the decoy in the first half, the mover in the second."""
+    dx, _ = DIRECTIONS[direction]
+    steps = (frames + 1) // 2
+    speed = rng.uniform(1.5, 2.5)
+
+    def segment() -> tuple[np.ndarray, float]:
+        """Evenly spaced points along an axis (within the frame) and a cross position."""
+        start = rng.uniform(0, size - side - speed * (steps - 1))
+        return start + speed * np.arange(steps), rng.uniform(0, size - side)
+
+    along, across = segment()
+    if direction in ("left", "up"):
+        along = along[::-1]
+    decoy_along, decoy_across = segment()
+    decoy_along = rng.permutation(decoy_along)
+    horizontal = dx != 0
+    background, colour = rng.integers(20, 90), rng.integers(170, 256, size=3)
     out = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
-        position = along + speed * t
-        if dx < 0 or dy < 0:  # moving left/up: start at the far end
-            position = size - side - position
-        x, y = (position, across) if dx else (across, position)
+        mover = t >= frames - steps
+        a, c = (along[t - (frames - steps)], across) if mover else (decoy_along[t], decoy_across)
+        x, y = (a, c) if horizontal == mover else (c, a)  # the decoy runs on the other axis
         frame = rng.normal(background, 8, size=(size, size, 3))
         x0, y0 = round(x), round(y)
         frame[y0 : y0 + side, x0 : x0 + side] = colour
@@ -61,7 +73,7 @@ def write_clip(path: Path, frames: np.ndarray, fps: int = 12) -> None:
 
 
 def make_moving_squares(
-    root: Path, *, clips_per_class: int = 40, groups: int = 8, frames: int = 12, size: int = 40, seed: int = 0
+    root: Path, *, clips_per_class: int = 40, groups: int = 8, frames: int = 16, size: int = 32, seed: int = 0
 ) -> Path:
     """Write the dataset under `root` (UCF layout, `groups` recordings per class) and return root."""
     rng = np.random.default_rng(seed)

@@ -216,7 +216,9 @@ def _precompute_features(module: ActionClassifier, datamodule: ActionDataModule,
 
     def extract(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            return backbone.forward_features(x.contiguous(memory_format=torch.channels_last))
+            if x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return backbone.forward_features(x)
 
     datamodule.precompute_features(extract)
 

@@ -82,7 +82,7 @@ class ActionClassifier(L.LightningModule):
             for name, metric, avg in (("acc", MulticlassAccuracy, "micro"), ("f1", MulticlassF1Score, "macro"))
         })  # fmt: skip
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to_channels_last()
 
     # -- forward ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 # Prefixes that wrappers add in front of the architecture's own key names.
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "backbone.")
-HUB_NAMES = ("imagenet", "kinetics")
+HUB_LABELS = {"imagenet": "ImageNet", "kinetics": "Kinetics-400"}
+HUB_NAMES = tuple(HUB_LABELS)
 
 
 class WeightsError(ActiscopeError):
@@ -40,7 +41,7 @@ def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | No
         return None
     if str(spec) in HUB_NAMES:
         state = _hub_state_dict(model.architecture, str(spec))
-        source = f"{model.architecture} {spec} weights"
+        source = f"{model.architecture} {HUB_LABELS[str(spec)]} weights"
     else:
         path = Path(spec).expanduser()
         state = read_state_dict(path)
@@ -54,13 +55,15 @@ def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | No
 def _hub_state_dict(architecture: str, name: str = "imagenet") -> dict[str, torch.Tensor]:
     entry = get_entry(architecture)
     if entry.pretrained is None or entry.pretrained_name != name:
-        has = f" (it has {entry.pretrained_name} weights)" if entry.pretrained is not None else ""
-        raise WeightsError(f"{architecture} has no published {name} weights{has}; use --weights none or PATH")
+        has = f" (it has {HUB_LABELS[entry.pretrained_name]} weights)" if entry.pretrained is not None else ""
+        raise WeightsError(
+            f"{architecture} has no published {HUB_LABELS[name]} weights{has}; use --weights none or PATH"
+        )
     try:
         return entry.pretrained()
     except (URLError, OSError, ConnectionError, RuntimeError, ValueError) as exc:
         raise WeightsError(
-            f"cannot get {name} weights for {architecture} ({type(exc).__name__}: no network or no cached copy); "
+            f"cannot get {HUB_LABELS[name]} weights for {architecture} ({type(exc).__name__}: no network or no cached copy); "
             "download them on a connected machine and pass the file with --weights PATH, or train with --weights none"
         ) from None
 

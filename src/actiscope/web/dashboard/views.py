@@ -4,6 +4,7 @@ the control that makes a run's model the active one."""
 from __future__ import annotations
 
 import csv
+import io
 import random
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from PIL import Image
 
+from actiscope.data.video import is_video_path, preview_frame
+from actiscope.errors import MediaReadError
 from actiscope.web import services
 from actiscope.web.classify.models import ActiveModel
 
@@ -88,8 +92,17 @@ def gallery_page(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "actiscope/gallery.html", {"run": services.run_summary(path), "items": items})
 
 
-def gallery_image(request: HttpRequest, name: str, index: int) -> FileResponse:
+def gallery_image(request: HttpRequest, name: str, index: int) -> HttpResponse:
+    """The test image, or for a clip its middle frame as a PNG."""
     rows = _evaluated(_run_or_404(name))
     if not 0 <= index < len(rows) or not Path(rows[index]["filename"]).is_file():
         raise Http404("no such test image")
-    return FileResponse(Path(rows[index]["filename"]).open("rb"))
+    file = Path(rows[index]["filename"])
+    if not is_video_path(file):
+        return FileResponse(file.open("rb"))
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(preview_frame(file)).save(buffer, format="PNG")
+    except MediaReadError:
+        raise Http404("the test clip cannot be read") from None
+    return HttpResponse(buffer.getvalue(), content_type="image/png")
