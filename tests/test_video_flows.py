@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from actiscope.cli import main
 from actiscope.data.synthetic import make_moving_squares, moving_square_frames, write_clip
@@ -91,9 +93,7 @@ def test_export_onnx_matches_pytorch_on_clips(video_runs: dict[str, Path], tmp_p
     torch_predictor = Predictor.load(package, backend="torch")
     onnx_predictor = Predictor.load(package, backend="onnx")
     clips = [_clip(tmp_path / f"{d}.avi", [d], seed=i) for i, d in enumerate(["left", "up", "down"])]
-    batch = torch_predictor.pixels.normalize(
-        np.stack([torch_predictor.pixels.pixels_uint8(c).numpy() for c in clips])  # type: ignore[arg-type]
-    )
+    batch = torch.stack([torch_predictor.pixels(c) for c in clips])
     a, b = softmax(torch_predictor._run(batch)), softmax(onnx_predictor._run(batch))  # type: ignore[operator]
     assert np.abs(a - b).max() < 1e-4 and (a.argmax(1) == b.argmax(1)).all()
 
@@ -131,3 +131,27 @@ def test_real_clips_decode_sample_and_predict(
     assert all(p is not None and len(p.top_k) == 2 for _, p, _ in results)
     segments = predictor.timeline(clips / "arm_wrestling.mp4", window=2.0, stride=1.0)
     assert [(s.start, s.end) for s in segments[:2]] == [(0, 2), (1, 3)] and segments[-1].end == 10.0
+
+
+def test_a_clip_broken_after_the_split_is_skipped_with_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actiscope.config import TrainConfig
+    from actiscope.data.split import SplitManifest
+    from actiscope.engine.fit import train
+
+    data = make_moving_squares(tmp_path / "data", clips_per_class=6, groups=3, frames=4, size=16)
+    assert main(["data", "split", str(data), "--out", str(tmp_path / "split.json"), "--val", "0.2",
+                 "--test", "0.2"]) == 0  # fmt: skip
+    broken = SplitManifest.load(tmp_path / "split.json").samples("train")[0].path
+    broken.write_bytes(b"overwritten" * 40)
+    config = TrainConfig(data=str(data), split=str(tmp_path / "split.json"), model="frame-avg", image_size=16,
+                         frames=4, epochs=1, workers=0, export="none", out=str(tmp_path / "runs"), name="r")  # fmt: skip
+    logger = logging.getLogger("actiscope")  # the CLI stops it propagating to the root logger
+    logger.addHandler(caplog.handler)
+    try:
+        result = train(config)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert (result.run_dir / "model" / "model.json").is_file()
+    assert any("train: skipping 1 unreadable files" in r.getMessage() for r in caplog.records)

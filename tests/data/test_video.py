@@ -37,6 +37,14 @@ def frame_numbers(pixels: np.ndarray) -> list[int]:
     return [round(float(f.mean()) / 8) for f in pixels]
 
 
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def audio_only(path: Path) -> Path:
     import av
 
@@ -90,6 +98,7 @@ def test_clip_frames_is_the_centre_of_each_segment(tmp_path: Path) -> None:
         (lambda p: p.write_bytes(b"definitely not a video" * 20), "not a video"),
         (lambda p: p.write_bytes(b""), "not a video"),
         (lambda p: audio_only(p), "no video stream"),
+        (lambda p: p.write_bytes(_png()), "not a video (a still image, png)"),
     ],
 )
 def test_bad_files_get_one_clear_error_naming_them(tmp_path: Path, make: object, reason: str) -> None:
@@ -178,3 +187,15 @@ def test_single_frames_do_not_tell_the_direction() -> None:
         assert frames.shape == (16, 32, 32, 3)
         bright = (frames.mean(axis=3) > 150).sum(axis=(1, 2))
         assert (bright == 25).all()  # one 5x5 square in every frame, whatever the class
+
+
+def test_csv_of_clips_is_a_video_dataset(tmp_path: Path) -> None:
+    root = make_moving_squares(tmp_path / "sq", clips_per_class=2, groups=1, frames=4, size=16)
+    lines = ["filename,label"] + [
+        f"{p.relative_to(root)},{p.parent.name}" for p in sorted(root.rglob("*.avi"))
+    ]
+    (root / "labels.csv").write_text("\n".join(lines))
+    dataset = load_dataset(root / "labels.csv")
+    assert (dataset.format, dataset.kind, len(dataset.samples), dataset.classes) == (
+        "csv", "video", 8, ["down", "left", "right", "up"],
+    )  # fmt: skip

@@ -94,6 +94,11 @@ def _open(source: VideoSource):  # type: ignore[no-untyped-def]
 
 
 def _info(container, name: str, limits: VideoLimits) -> VideoInfo:  # type: ignore[no-untyped-def]
+    demuxer = container.format.name
+    if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a PNG or JPEG as a 1-frame video
+        raise VideoReadError(
+            name, f"not a video (a still image, {demuxer.removesuffix('_pipe')}); give a clip"
+        )
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["nothing"]
         raise VideoReadError(name, f"no video stream (the file holds {', '.join(kinds)}: audio-only?)")
