@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def test_training_adds_checked_onnx_and_int8_and_predict_uses_them(trained_run: 
 def test_auto_backend_follows_the_recorded_checks(trained_run: Path, tmp_path: Path) -> None:
     package = tmp_path / "model"
     shutil.copytree(trained_run / "model", package)
+    recorded = json.loads((package / "model.json").read_text())["exports"]["model.onnx"]
+    assert recorded["torch_per_s"] > 0 and recorded["onnx_per_s"] > 0  # measured at export
+    record_export(package, "model.onnx", {**recorded, "torch_per_s": 50.0, "onnx_per_s": 100.0})
     speed = {"fp32_images_per_s": 100.0, "int8_images_per_s": 180.0}
     record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.8, **speed})
     assert Predictor.load(package).backend == "onnx"  # int8 lost 10 points: not used
@@ -37,6 +41,10 @@ def test_auto_backend_follows_the_recorded_checks(trained_run: Path, tmp_path: P
     assert Predictor.load(package).backend == "onnx"  # as accurate, but slower: not used
     record_export(package, "model.int8.onnx", {"fp32_accuracy": 0.9, "int8_accuracy": 0.897, **speed})
     assert Predictor.load(package).backend == "onnx-int8"
+    # ONNX Runtime slower than PyTorch (3D convolutions on this CPU), int8 no faster than PyTorch: PyTorch
+    record_export(package, "model.onnx", {**recorded, "torch_per_s": 200.0, "onnx_per_s": 140.0})
+    assert Predictor.load(package).backend == "torch"
+    record_export(package, "model.onnx", {**recorded, "torch_per_s": 50.0, "onnx_per_s": 100.0})
     (package / "model.int8.onnx").unlink()
     assert Predictor.load(package).backend == "onnx"
     with pytest.raises(ActiscopeError, match="--quantize int8"):

@@ -85,11 +85,14 @@ def test_timeline_follows_the_action_through_a_long_clip(
     assert main(["predict", str(run), str(clip), "--timeline", "--window", "0"]) == 2
 
 
-def test_export_onnx_matches_pytorch_on_clips(video_runs: dict[str, Path], tmp_path: Path) -> None:
+def test_export_onnx_and_int8_on_clips(video_runs: dict[str, Path], tmp_path: Path) -> None:
     package = shutil.copytree(video_runs["convlstm"], tmp_path / "run")
-    assert main(["export", str(package), "--format", "onnx"]) == 0
-    check = json.loads((package / "model" / "model.json").read_text())["exports"]["model.onnx"]
+    assert main(["export", str(package), "--format", "onnx", "--quantize", "int8"]) == 0
+    meta = json.loads((package / "model" / "model.json").read_text())
+    check, int8 = meta["exports"]["model.onnx"], meta["exports"]["model.int8.onnx"]
     assert check["max_prob_diff"] < 1e-4 and check["checked_on"] == "32 test clips of the run"
+    assert int8["test_images"] == 36 and int8["fp32_accuracy"] == pytest.approx(meta["metrics"]["test_acc"])
+    assert 0 <= int8["int8_accuracy"] <= 1 and 0 <= int8["top1_agreement"] <= 1
     torch_predictor = Predictor.load(package, backend="torch")
     onnx_predictor = Predictor.load(package, backend="onnx")
     clips = [_clip(tmp_path / f"{d}.avi", [d], seed=i) for i, d in enumerate(["left", "up", "down"])]

@@ -23,7 +23,6 @@ from actiscope.data.transforms import hflip_tta, normalize, preprocess
 from actiscope.data.video import (
     VideoReadError,
     clip_frames,
-    pool_size,
     probe_video,
     read_clip,
     sample_frames,
@@ -188,8 +187,8 @@ class Predictor:
         info = probe_video(source)
         if hasattr(source, "seek"):
             source.seek(0)  # type: ignore[union-attr]
-        # Enough frames per window for the model's segments; a long clip is not decoded at full rate.
-        every = max(1, int(info.fps * window / pool_size(self.pixels.frames)))
+        # Two decoded frames per model frame and window are enough: a long clip is not kept at full rate.
+        every = max(1, round(info.fps * window / (2 * self.pixels.frames)))
         clip = read_clip(source, self.pixels.image_size, None, every=every)
         duration = max(info.duration, float(clip.times[-1]) + 1 / info.fps)
         spans = windows(duration, window, stride)
@@ -241,16 +240,20 @@ def _collate(
 def choose_backend(directory: Path, meta: PackageMeta) -> str:
     """The fastest backend whose file is in the package and whose check at export passed: int8 when it
     kept the test accuracy within INT8_MAX_DROP *and* measured faster than fp32 ONNX (on CPUs without
-    int8 dot-product instructions, depthwise networks such as MobileNet can be slower in int8)."""
+    int8 dot-product instructions, depthwise networks such as MobileNet can be slower in int8); ONNX
+    Runtime only where it measured faster than PyTorch at export (its 3D convolutions are slower here).
+    Packages exported before speeds were recorded go by the files alone."""
     int8 = meta.exports.get(INT8_FILE) or {}
+    onnx = meta.exports.get(ONNX_FILE) or {}
+    torch_rate = onnx.get("torch_per_s", 0.0)
     if (
         (directory / INT8_FILE).is_file()
         and "int8_accuracy" in int8
         and int8["fp32_accuracy"] - int8["int8_accuracy"] <= INT8_MAX_DROP
-        and int8.get("int8_images_per_s", 0) > int8.get("fp32_images_per_s", 0)
+        and int8.get("int8_images_per_s", 0) > max(int8.get("fp32_images_per_s", 0), torch_rate)
     ):
         return "onnx-int8"
-    if (directory / ONNX_FILE).is_file():
+    if (directory / ONNX_FILE).is_file() and onnx.get("onnx_per_s", float("inf")) > torch_rate:
         return "onnx"
     return "torch"
 
