@@ -61,7 +61,7 @@ def _bomb() -> bytes:
 @pytest.mark.parametrize(
     ("case", "status", "message"),
     [
-        ("missing", 400, "no image: send it in the multipart form field 'file'"),
+        ("missing", 400, "no file: send an image (or a clip, for a video model) in the form field 'file'"),
         ("text", 400, "notes.jpg: "),
         ("truncated", 400, "truncated"),
         ("bomb", 400, "decompression bomb"),

@@ -127,6 +127,7 @@ def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path,
     assert f"http://127.0.0.1:{port}/" in output
 
     busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the server's connections may be in TIME_WAIT
     busy.bind(("127.0.0.1", port))
     busy.listen()
     try:
