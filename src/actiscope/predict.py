@@ -25,7 +25,6 @@ from actiscope.data.video import (
     clip_frames,
     probe_video,
     read_clip,
-    sample_frames,
     window_frames,
     windows,
 )
@@ -79,21 +78,11 @@ class Preprocessor:
         return torch.from_numpy(preprocess(image, self.image_size)).permute(2, 0, 1)
 
     def _clip_uint8(self, source: ImageInput) -> torch.Tensor:
-        """A clip file (or a (T, H, W, 3) array of frames) to the model's frames, as training evaluated."""
+        """A clip file, upload or (T, H, W, 3) array to the model's frames, as training evaluated."""
         if isinstance(source, Image.Image):
             raise VideoReadError("<image>", "this is a video model; give it a clip, not an image")
-        if isinstance(source, np.ndarray):
-            if source.ndim != 4 or source.shape[-1] != 3:
-                raise VideoReadError(
-                    "<array>", f"a clip array is (frames, height, width, 3), not {source.shape}"
-                )
-            pool = np.stack(
-                [preprocess(Image.fromarray(f.astype(np.uint8)), self.image_size) for f in source]
-            )
-            frames = pool[sample_frames(len(pool), self.frames)]  # type: ignore[arg-type]
-        else:
-            frames = clip_frames(source, self.image_size, self.frames)  # type: ignore[arg-type]
-        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        frames = clip_frames(source, self.image_size, self.frames)  # type: ignore[arg-type]
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
     def __call__(self, source: ImageInput) -> torch.Tensor:
         return self.normalize(self.pixels_uint8(source))
@@ -185,8 +174,6 @@ class Predictor:
         if window <= 0 or stride <= 0:
             raise ActiscopeError(f"the window ({window} s) and stride ({stride} s) must be positive")
         info = probe_video(source)
-        if hasattr(source, "seek"):
-            source.seek(0)  # type: ignore[union-attr]
         # Two decoded frames per model frame and window are enough: a long clip is not kept at full rate.
         every = max(1, round(info.fps * window / (2 * self.pixels.frames)))
         clip = read_clip(source, self.pixels.image_size, None, every=every)
@@ -315,7 +302,10 @@ def collect_inputs(inputs: Sequence[str | Path], kind: str = "image") -> tuple[l
             raise ActiscopeError(f"{path}: no such file or folder")
         if path.is_dir():
             for found in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-                (files.append(InputFile(found, str(found))) if wanted(found) else skipped.append(found))  # type: ignore[func-returns-value]
+                if wanted(found):
+                    files.append(InputFile(found, str(found)))
+                else:
+                    skipped.append(found)
         elif path.suffix.lower() == ".csv":
             dataset = read_csv(path)
             files += [InputFile(s.path, s.name or str(s.path)) for s in dataset.samples]

@@ -90,6 +90,12 @@ def test_clip_frames_is_the_centre_of_each_segment(tmp_path: Path) -> None:
     frames = clip_frames(counting_clip(tmp_path / "c.avi", frames=30), 16, 3)
     # segments of frames 0-9, 10-19, 20-29; their centres within the pool's spacing (30/12 frames)
     assert frame_numbers(frames) == [6, 16, 26]
+    # the same clip's frames in memory are pooled and sampled the same way
+    in_memory = read_clip(tmp_path / "c.avi", 32, None).pixels
+    assert frame_numbers(clip_frames(in_memory, 16, 3)) == [6, 16, 26]
+    assert clip_frames(in_memory, 16, 3).shape == (3, 16, 16, 3)
+    with pytest.raises(VideoReadError, match="a clip array is"):
+        clip_frames(in_memory[0], 16, 3)
 
 
 @pytest.mark.parametrize(

@@ -66,8 +66,9 @@ class MediaSamples(Dataset):
                 pixels = np.zeros((*((pool,) if pool else ()), self.image_size, self.image_size, 3), np.uint8)
         if not self.frames:
             return self.transform(torch.from_numpy(np.array(pixels)).permute(2, 0, 1)), self.labels[i]
-        # torch's generator: seeded per worker by Lightning, so TSN sampling is reproducible
-        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
+        rng = None
+        if self.random_frames:  # from torch's generator, seeded per worker by Lightning: reproducible
+            rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
         chosen = np.array(pixels[sample_frames(len(pixels), self.frames, random=self.random_frames, rng=rng)])
         return self.transform(torch.from_numpy(chosen).permute(0, 3, 1, 2)), self.labels[i]
 

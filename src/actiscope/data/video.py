@@ -85,6 +85,8 @@ def _open(source: VideoSource):  # type: ignore[no-untyped-def]
     name = _name(source)
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise VideoReadError(name, "no such file")
+    if hasattr(source, "seek"):  # an upload in memory may have been read before (probed)
+        source.seek(0)  # type: ignore[union-attr]
     try:
         return av.open(source if not isinstance(source, Path) else str(source), mode="r")
     except av.FFmpegError as exc:
@@ -160,16 +162,11 @@ def read_clip(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = (size, size) if isinstance(size, int) else size
-        estimate = max(1, info.frames)
-        wanted = (
-            np.minimum(((np.arange(positions) + 0.5) * estimate / positions).astype(int), estimate - 1)
-            if positions
-            else None
-        )
+        wanted = pool_indices(max(1, info.frames), positions) if positions else None
         keep = set(wanted.tolist()) if wanted is not None else None
+        last = max(keep) if keep else 0
         frames: dict[int, np.ndarray] = {}
         times: dict[int, float] = {}
-        index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index >= limits.max_frames:
@@ -180,7 +177,7 @@ def read_clip(
                     frames[index] = frame.to_ndarray(width=width, height=height, format="rgb24",
                                                      interpolation="BILINEAR")  # fmt: skip
                     times[index] = float(frame.time) if frame.time is not None else index / info.fps
-                if keep is not None and index >= max(keep):
+                if keep is not None and index >= last:
                     break
         except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
             if not frames:
@@ -196,6 +193,11 @@ def read_clip(
     else:  # positions past the real end (an overstated header) take the nearest earlier frame
         chosen = [max((d for d in decoded if d <= w), default=decoded[0]) for w in wanted.tolist()]
     return Clip(np.stack([frames[i] for i in chosen]), np.array([times[i] for i in chosen]), info)
+
+
+def pool_indices(total: int, positions: int) -> np.ndarray:
+    """Indices of `positions` evenly spaced frames among `total` (repeated when there are fewer)."""
+    return np.minimum(((np.arange(positions) + 0.5) * total / positions).astype(int), total - 1)
 
 
 def pool_size(frames: int) -> int:
@@ -217,10 +219,23 @@ def sample_frames(
     return np.clip(picks.astype(int), 0, pool_length - 1)
 
 
-def clip_frames(source: VideoSource, size: int, frames: int) -> np.ndarray:
-    """The model input of a clip as (frames, S, S, 3) uint8: the evaluation frames of its pool."""
-    pool = read_clip(source, size, pool_size(frames)).pixels
-    return pool[sample_frames(len(pool), frames)]
+def clip_frames(source: VideoSource | np.ndarray, size: int, frames: int) -> np.ndarray:
+    """The model input of a clip as (frames, S, S, 3) uint8: the evaluation frames of its pool. The
+    clip is a file, an upload, or its frames in memory as a (T, H, W, 3) array (then pooled and resized
+    the same way, by FFmpeg's scaler)."""
+    if not isinstance(source, np.ndarray):
+        pool = read_clip(source, size, pool_size(frames)).pixels
+        return pool[sample_frames(len(pool), frames)]
+    if source.ndim != 4 or source.shape[-1] != 3 or not len(source):
+        raise VideoReadError("<array>", f"a clip array is (frames, height, width, 3), not {source.shape}")
+    import av
+
+    pool = pool_indices(len(source), pool_size(frames))
+    return np.stack([
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(source[i], dtype=np.uint8), format="rgb24").to_ndarray(
+            width=size, height=size, format="rgb24", interpolation="BILINEAR")
+        for i in pool[sample_frames(len(pool), frames)]
+    ])  # fmt: skip
 
 
 def windows(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
@@ -244,8 +259,6 @@ def window_frames(clip: Clip, start: float, end: float, frames: int) -> np.ndarr
 def preview_frame(source: VideoSource, longest: int = 256) -> np.ndarray:
     """The middle frame of a clip at its own aspect ratio, for thumbnails and reports."""
     info = probe_video(source)
-    if hasattr(source, "seek"):
-        source.seek(0)  # type: ignore[union-attr]
     scale = longest / max(info.width, info.height)
     size = (max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2))
     return read_clip(source, size, 3).pixels[1]

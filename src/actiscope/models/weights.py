@@ -98,14 +98,18 @@ def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source:
     scope = get_entry(model.architecture).pretrained_scope
     if scope and not any(k in own for k in state):  # an image model's file for a per-frame network
         state = {scope + k: v for k, v in state.items()}
-    if scope and all(k.startswith(scope) for k in state):  # only the per-frame network is pretrained
+    partial = bool(scope) and all(k.startswith(scope) for k in state)
+    if partial:  # only the per-frame network is pretrained; the rest keeps its initialisation
         own = {k: v for k, v in own.items() if k.startswith(scope)}
-        head_prefix = "\0"  # the image model's classifier never fits a video head
-    else:
-        head_prefix = f"{model.classifier_key}." if model.classifier_key else "head."
+    head_prefix = f"{model.classifier_key}." if model.classifier_key else "head."
 
-    def is_head(key: str) -> bool:  # the architecture's classifier, or our own head
-        return key not in own and (key.startswith(head_prefix) or key in ("head.weight", "head.bias"))
+    def is_head(key: str) -> bool:  # the architecture's classifier, or our own head (never an image
+        # model's classifier inside a per-frame network: it does not fit a video head)
+        return (
+            not partial
+            and key not in own
+            and (key.startswith(head_prefix) or key in ("head.weight", "head.bias"))
+        )
 
     matched = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     wrong_shape = [
@@ -130,7 +134,7 @@ def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source:
         raise WeightsError(
             f"{source} does not fit {model.architecture}: {'; '.join(parts)}; is it another architecture's file?"
         )
-    model.backbone.load_state_dict(matched, strict=len(own) == len(model.backbone.state_dict()))
+    model.backbone.load_state_dict(matched, strict=not partial)
 
     head_state = {k.rpartition(".")[2]: v for k, v in state.items() if is_head(k)}
     head = model.head.state_dict()
