@@ -38,7 +38,8 @@ def test_evaluate_a_video_run(video_runs: dict[str, Path], tmp_path: Path) -> No
     m = result.metrics
     assert (m["model"]["kind"], m["model"]["frames"], m["images"]) == ("video", 16, 36)
     trained = json.loads((run / "model" / "model.json").read_text())["metrics"]["test_acc"]
-    assert m["accuracy"] == pytest.approx(trained, abs=1e-6)  # the Predictor's path = training's
+    # the Predictor's path = training's (model.json keeps 4 decimals)
+    assert m["accuracy"] == pytest.approx(trained, abs=5e-5)
     for name in ("report.md", "confusion_matrix.png", "mistakes.png", "predictions.csv"):
         assert (tmp_path / "eval" / name).is_file()
 
