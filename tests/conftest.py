@@ -103,7 +103,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # The proof-of-time models: trained once per session on the moving-squares clips (data.synthetic) and
 # shared by the video tests. Budgets are epochs on 168 training clips of 16 frames at 32 px.
-VIDEO_BUDGETS = {"convlstm": (10, 3e-3), "cnn-lstm": (12, 3e-3), "r3d_18": (5, 1e-3), "frame-avg": (6, 3e-3)}
+VIDEO_BUDGETS = {"convlstm": (10, 3e-3), "cnn-lstm": (15, 3e-3), "r3d_18": (5, 1e-3), "frame-avg": (6, 3e-3)}
 
 
 @pytest.fixture(scope="session")
