@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from actiscope.data.split import SplitManifest
 from actiscope.engine.hardware import cpu_has_bf16
@@ -28,8 +27,8 @@ def main() -> None:
     labels = np.array([manifest.classes.index(s.label) for s in test])  # type: ignore[arg-type]
     results = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        predictor = Predictor.load(run, bf16=bf16)
-        pixels = torch.stack([predictor.pixels(s.path) for s in test])
+        predictor = Predictor.load(run, backend="torch", bf16=bf16)
+        pixels = np.stack([predictor.pixels(s.path) for s in test])
         start = time.perf_counter()
         probs = np.concatenate(
             [predictor.probabilities(pixels[i : i + 32]) for i in range(0, len(pixels), 32)]

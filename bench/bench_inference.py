@@ -75,7 +75,7 @@ def test_accuracy(run: Path, backends: dict[str, Callable[[np.ndarray], np.ndarr
     manifest = SplitManifest.load(run / "split.json")
     pixels = Preprocessor(read_meta(run))
     test = manifest.samples("test")
-    x = torch.stack([pixels(s.path) for s in test]).numpy()
+    x = np.stack([pixels(s.path) for s in test])
     y = np.array([manifest.classes.index(s.label) for s in test])  # type: ignore[arg-type]
     out = {}
     for name, backend in backends.items():

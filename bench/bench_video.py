@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 MODELS = "convlstm,cnn-lstm,cnn-gru,frame-avg,r3d_18,r2plus1d_18,mc3_18"
 
 
-def inference_rate(predictor: object, batch: torch.Tensor, repeats: int = 5) -> float:
+def inference_rate(predictor: object, batch: np.ndarray, repeats: int = 5) -> float:
     predictor.probabilities(batch)  # type: ignore[attr-defined]
     start = time.perf_counter()
     for _ in range(repeats):
@@ -62,7 +61,7 @@ def main() -> None:
         train_rate = float(np.median([float(r["train_images_per_s"]) for r in history]))
         test = SplitManifest.load(run / "split.json").samples("test")
         torch_predictor = Predictor.load(run, backend="torch")
-        batch = torch.stack([torch_predictor.pixels(s.path) for s in test[:16]])
+        batch = np.stack([torch_predictor.pixels(s.path) for s in test[:16]])
         rates = {"torch": inference_rate(torch_predictor, batch)}
         if (run / "model" / "model.onnx").is_file():
             rates["onnx"] = inference_rate(Predictor.load(run, backend="onnx"), batch)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +14,11 @@ import torch
 from PIL import Image
 
 from actiscope.cli import main
-from actiscope.data.images import load_image
+from actiscope.data.images import is_image_path, load_image
 from actiscope.data.transforms import eval_transform, preprocess
 from actiscope.models.registry import DataConfig, create_model
 from actiscope.package import save_package
-from actiscope.predict import Predictor
+from actiscope.predict import Predictor, decoded_batches
 from tests.conftest import COLOURS, truncated_jpeg, write_colour_classes
 
 
@@ -43,7 +48,8 @@ def test_predictor_applies_the_training_preprocessing(package: Path, folder: Pat
     expected = eval_transform(DataConfig(32))(
         torch.from_numpy(preprocess(load_image(path), 32)).permute(2, 0, 1)
     )
-    assert torch.equal(predictor.pixels(path), expected)
+    # The Predictor normalises numpy arrays, training normalises tensors: the same numbers.
+    assert np.array_equal(predictor.pixels(path), expected.numpy())
     # Paths, PIL images and arrays of the same picture give the same answer.
     image = Image.open(path).convert("RGB")
     by_path, by_pil, by_array = predictor.predict([path, image, np.asarray(image)], top_k=3)
@@ -101,8 +107,9 @@ def test_kaggle_testing_csv_and_submission_format(package: Path, tmp_path: Path)
     assert all(line.split(",")[1] in COLOURS for line in lines[1:7]) and lines[7] == "Image_99.jpg,"
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_interrupted_predict_leaves_no_partial_csv(
-    package: Path, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    package: Path, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     from actiscope import predict as predict_module
 
@@ -110,7 +117,7 @@ def test_interrupted_predict_leaves_no_partial_csv(
     real = predict_module.Predictor.probabilities
     calls = []
 
-    def interrupted(self: Predictor, batch: torch.Tensor, **kw: bool) -> np.ndarray:
+    def interrupted(self: Predictor, batch: np.ndarray, **kw: bool) -> np.ndarray:
         calls.append(1)
         if len(calls) > 1:
             raise KeyboardInterrupt
@@ -118,10 +125,23 @@ def test_interrupted_predict_leaves_no_partial_csv(
 
     monkeypatch.setattr(predict_module.Predictor, "probabilities", interrupted)
     assert (
-        main(["predict", str(package), str(folder), "--out", str(out), "--batch-size", "2", "--workers", "0"])
+        main(
+            [
+                "predict",
+                str(package),
+                str(folder),
+                "--out",
+                str(out),
+                "--batch-size",
+                "2",
+                "--workers",
+                workers,
+            ]
+        )
         == 130
     )
     assert not out.exists() and not list(tmp_path.glob(".predictions*"))
+    assert multiprocessing.active_children() == []  # the decoding processes were stopped
 
 
 def test_bad_model_and_inputs_are_one_line_errors(
@@ -133,3 +153,78 @@ def test_bad_model_and_inputs_are_one_line_errors(
     assert "missing.jpg: no such file or folder" in capsys.readouterr().err
     assert main(["predict", str(package), str(tmp_path), "--backend", "onnx"]) == 2
     assert "actiscope export" in capsys.readouterr().err
+
+
+def _image_paths(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if is_image_path(p))  # corrupt.jpg and fake.jpg included
+
+
+def test_decoding_processes_give_what_decoding_here_gives(package: Path, folder: Path) -> None:
+    pixels = Predictor.load(package).pixels
+    paths = _image_paths(folder)
+    # Batches of one: far more batches than shared slots, so a slot written again too early would show.
+    here = list(decoded_batches(paths, pixels, batch_size=1, workers=0))
+    there = list(decoded_batches(paths, pixels, batch_size=1, workers=2))
+    assert [i for i, _, _ in there] == [[i] for i in range(len(paths))] == [i for i, _, _ in here]
+    assert [e for _, _, e in there] == [e for _, _, e in here]
+    errors = {i: e for _, _, batch_errors in there for i, e in batch_errors.items()}
+    assert sorted(paths[i].name for i in errors) == ["corrupt.jpg", "fake.jpg"]
+    expected = np.stack([pixels.pixels_uint8(p) for i, p in enumerate(paths) if i not in errors])
+    assert np.array_equal(np.concatenate([x for _, x, _ in there]), expected)
+    assert np.array_equal(np.concatenate([x for _, x, _ in here]), expected)
+    assert multiprocessing.active_children() == []
+
+
+def test_decoding_runs_at_most_two_batches_per_process_ahead(
+    package: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[int] = []
+    real = ProcessPoolExecutor.submit
+
+    def counted(self: ProcessPoolExecutor, fn: object, *args: object) -> object:
+        submitted.append(args[2])  # type: ignore[arg-type]
+        return real(self, fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", counted)
+    batches = decoded_batches(_image_paths(folder), Predictor.load(package).pixels, batch_size=1, workers=2)
+    next(batches)
+    assert submitted == [0, 1, 2, 3, 4]  # the batch taken and four ahead, not all twelve
+    batches.close()
+    assert multiprocessing.active_children() == []
+
+
+def _die(*args: object) -> None:
+    os._exit(1)  # a decoding process killed (the kernel's out-of-memory killer, say)
+
+
+def test_a_decoding_process_that_dies_is_a_one_line_error(
+    package: Path, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from actiscope import predict as predict_module
+
+    monkeypatch.setattr(predict_module, "_decode_in_slot", _die)
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(package), str(folder), "--out", str(out), "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "a decoding process died" in err and "--workers 0" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_onnx_prediction_never_imports_torch(package: Path, folder: Path, tmp_path: Path) -> None:
+    """torch's import is seconds of start-up: `actiscope predict` with an ONNX model goes without it."""
+    from actiscope.export import export
+
+    export(package, "onnx")
+    out = tmp_path / "predictions.csv"
+    argv = ["predict", str(package), str(folder), "--out", str(out), "--backend", "onnx", "--workers", "2"]
+    script = f"import sys; from actiscope.cli import main; code = main({argv!r}); print(code, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "2 False"  # two unreadable files, and no torch
+    with out.open() as fh:
+        rows = {Path(r["filename"]).name: r for r in csv.DictReader(fh)}
+    reference = Predictor.load(package, backend="torch")
+    for name, row in rows.items():
+        if not row["error"]:
+            [expected] = reference.predict([Path(row["filename"])])
+            assert row["label"] == expected.label, name

@@ -111,7 +111,7 @@ def explain(
             )
         target = meta.class_names.index(class_name)
     picture = load_image(image)
-    pixels = Preprocessor(meta)(picture)[None]
+    pixels = torch.from_numpy(Preprocessor(meta)(picture)[None])
     heatmap, probs, index = class_activation_map(model, pixels, target, method)
     order = np.argsort(-probs)[:top_k]
     result = Explanation(

@@ -102,7 +102,8 @@ def check_images(directory: Path, pixels: Preprocessor, count: int) -> tuple[tor
         samples = SplitManifest.load(split).samples("test")[:count]
         if samples:
             what = "clips" if pixels.frames else "images"
-            return torch.stack([pixels(s.path) for s in samples]), f"{len(samples)} test {what} of the run"
+            batch = torch.from_numpy(np.stack([pixels(s.path) for s in samples]))
+            return batch, f"{len(samples)} test {what} of the run"
     config = DataConfig(pixels.image_size, frames=pixels.frames)
     return example_input(config, count), "random input (no run split found)"
 
@@ -120,7 +121,7 @@ def quantize_int8(
     train = manifest.samples("train")
     calibration = random.Random(0).sample(train, min(calibration_images, len(train)))
     target = directory / INT8_FILE
-    quantize_onnx(onnx_path, target, (pixels(s.path)[None].numpy() for s in calibration))
+    quantize_onnx(onnx_path, target, (pixels(s.path)[None] for s in calibration))
     test = manifest.samples("test") or manifest.samples("val")
     if not test:
         raise ExportError(f"{split}: no test or val images to check the int8 model's accuracy on")
@@ -130,7 +131,7 @@ def quantize_int8(
     predicted: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
     seconds = {"fp32": 0.0, "int8": 0.0}
     for start in range(0, len(test), 32):  # decoded per batch: a test split of clips does not fit in memory
-        x = torch.stack([pixels(s.path) for s in test[start : start + 32]]).numpy()
+        x = np.stack([pixels(s.path) for s in test[start : start + 32]])
         for name, run in sessions.items():
             began = time.perf_counter()
             predicted[name].append(run(x).argmax(1))

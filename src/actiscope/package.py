@@ -10,12 +10,14 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actiscope import __version__
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output, atomic_write_text
-from actiscope.models.registry import ActionModel, create_model
+
+if TYPE_CHECKING:  # reading model.json (the ONNX backend) needs no torch
+    from actiscope.models.registry import ActionModel
 
 PACKAGE_FORMAT = 1
 WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
@@ -139,6 +141,8 @@ def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
     """Rebuild the model from model.json and load model.safetensors into it (strictly)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from actiscope.models.registry import create_model
 
     directory = package_dir(path)
     meta = read_meta(directory)

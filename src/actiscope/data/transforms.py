@@ -6,16 +6,18 @@ the Predictor all call it, so train and serve cannot drift apart.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
 
-from actiscope.models.registry import DataConfig
-
 if TYPE_CHECKING:
+    import torch
     from torchvision.transforms import v2
+
+    from actiscope.models.registry import DataConfig
+
+Pixels = TypeVar("Pixels", np.ndarray, "torch.Tensor")
 
 
 def preprocess(image: Image.Image, image_size: int) -> np.ndarray:
@@ -25,15 +27,29 @@ def preprocess(image: Image.Image, image_size: int) -> np.ndarray:
 
 
 class Normalize:
-    """uint8 CHW (or NCHW) tensor -> float tensor scaled to [0, 1] and normalised per channel. Plain
-    torch, so prediction does not import torchvision (seconds of start-up on two cores)."""
+    """uint8 CHW (or NCHW, TCHW) pixels -> float32 scaled to [0, 1] and normalised per channel, as
+    (x / 255 - mean) / std folded into one scale and one shift. Takes a numpy array (prediction, which
+    never imports torch: seconds of start-up on two cores) or a tensor (training's augmentation); both
+    do the same two float32 operations, so they give the same numbers."""
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        std_ = np.asarray(std, dtype=np.float64).reshape(-1, 1, 1)
+        self.scale = (1 / (255 * std_)).astype(np.float32)
+        self.shift = (np.asarray(mean, dtype=np.float64).reshape(-1, 1, 1) / std_).astype(np.float32)
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return (pixels.to(torch.float32) / 255.0 - self.mean) / self.std
+    def __call__(self, pixels: Pixels) -> Pixels:
+        if isinstance(pixels, np.ndarray):
+            out = pixels.astype(np.float32)
+            out *= self.scale
+            out -= self.shift
+            return out
+        import torch
+
+        return (
+            pixels.to(torch.float32, copy=True)
+            .mul_(torch.from_numpy(self.scale))
+            .sub_(torch.from_numpy(self.shift))
+        )
 
 
 def normalize(config: DataConfig) -> Normalize:
@@ -69,6 +85,6 @@ def eval_transform(config: DataConfig) -> Normalize:
     return normalize(config)
 
 
-def hflip_tta(batch: torch.Tensor) -> torch.Tensor:
+def hflip_tta(batch: np.ndarray) -> np.ndarray:
     """Horizontally flipped copy of a normalised NCHW batch (test-time augmentation)."""
-    return torch.flip(batch, dims=[-1])
+    return np.ascontiguousarray(batch[..., ::-1])

@@ -152,7 +152,7 @@ def _score(name: str, run_dir: Path) -> Row:
         history = list(csv.DictReader(fh))
     return Row(
         model=name, status="done", accuracy=m["accuracy"], macro_f1=m["f1"]["macro"],
-        params_m=round(params / 1e6, 3), gflops=round(_flops(model, pixels) / 1e9, 3),
+        params_m=round(params / 1e6, 3), gflops=round(_flops(model, torch.from_numpy(pixels)) / 1e9, 3),
         train_s=round(sum(float(r["seconds"]) for r in history), 1), epochs=len(history),
         infer_ms=round(_latency_ms(predictor, pixels), 2), backend=predictor.backend, run=str(run_dir),
     )  # fmt: skip
@@ -167,7 +167,7 @@ def _flops(model: torch.nn.Module, pixels: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
-def _latency_ms(predictor: Any, pixels: torch.Tensor, repeats: int = 20) -> float:
+def _latency_ms(predictor: Any, pixels: np.ndarray, repeats: int = 20) -> float:
     predictor.probabilities(pixels)
     times = []
     for _ in range(repeats):
