@@ -7,9 +7,9 @@ runs it (process start, imports, model load, decoding in background processes, i
 The pure model time is the same model on the same images already decoded and normalised in memory,
 batch 32; for an ONNX backend, the faster of actiscope's session and one with ONNX Runtime's default
 options (so a session setting cannot make the model look slower than it is). Their ratio says whether
-the I/O pipeline is the bottleneck (goal: at most 1.2x). Each is measured `--repeats` times, alternating,
-and the medians are compared; `startup_s` is the same command on one image, `decode_only_s` the
-decoding processes alone.
+the I/O pipeline is the bottleneck (goal: at most 1.2x). Each is measured `--repeats` times, in an
+order rotated every repeat, and the medians are compared; `startup_s` is the same command on one image,
+`decode_only_s` the decoding processes alone (`decode_core_ms_per_image`: that x workers per image).
 """
 
 from __future__ import annotations
@@ -80,11 +80,16 @@ def main() -> None:
         models["onnxruntime defaults"] = default_session(package_dir(args.run) / file)
     commands: list[float] = []
     pure: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.repeats):
-        seconds, summary = command_seconds(args.run, args.images, args.backend, args.workers)
-        commands.append(seconds)
-        for name, run in models.items():
-            pure[name].append(model_seconds(run, pixels))
+    order = ["command", *models]
+    summary = ""
+    for repeat in range(args.repeats):
+        # Rotated each repeat: whatever runs right after the command was measured up to 10% slower here.
+        for name in order[repeat % len(order) :] + order[: repeat % len(order)]:
+            if name == "command":
+                seconds, summary = command_seconds(args.run, args.images, args.backend, args.workers)
+                commands.append(seconds)
+            else:
+                pure[name].append(model_seconds(models[name], pixels))
     startup = [command_seconds(args.run, paths[0], args.backend, args.workers)[0] for _ in range(3)]
     pure_s = min(statistics.median(times) for times in pure.values())
     command_s = statistics.median(commands)
@@ -93,6 +98,7 @@ def main() -> None:
                       "command_s": [round(s, 1) for s in commands],
                       "pure_model_s": {name: [round(s, 1) for s in times] for name, times in pure.items()},
                       "startup_s": round(statistics.median(startup), 2), "decode_only_s": round(decode_s, 1),
+                      "decode_core_ms_per_image": round(decode_s * max(int(args.workers), 1) / len(paths) * 1e3, 2),
                       "ratio_of_medians": round(command_s / pure_s, 3)}, indent=1))  # fmt: skip
 
 
