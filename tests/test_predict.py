@@ -124,22 +124,8 @@ def test_interrupted_predict_leaves_no_partial_csv(
         return real(self, batch, **kw)
 
     monkeypatch.setattr(predict_module.Predictor, "probabilities", interrupted)
-    assert (
-        main(
-            [
-                "predict",
-                str(package),
-                str(folder),
-                "--out",
-                str(out),
-                "--batch-size",
-                "2",
-                "--workers",
-                workers,
-            ]
-        )
-        == 130
-    )
+    argv = ["predict", str(package), str(folder), "--out", str(out), "--batch-size", "2", "--workers", workers]  # fmt: skip
+    assert main(argv) == 130
     assert not out.exists() and not list(tmp_path.glob(".predictions*"))
     assert multiprocessing.active_children() == []  # the decoding processes were stopped
 
