@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from actiscope.data.split import SplitManifest
-from actiscope.engine.hardware import cpu_has_bf16
+from actiscope.hardware import cpu_has_bf16
 from actiscope.predict import Predictor
 
 

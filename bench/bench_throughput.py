@@ -29,7 +29,7 @@ from torchvision import transforms
 from actiscope.config import TrainConfig
 from actiscope.data.split import SplitManifest
 from actiscope.engine.fit import train
-from actiscope.engine.hardware import cpu_has_bf16
+from actiscope.hardware import cpu_has_bf16
 
 SIZE, BATCH = 112, 64
 

@@ -87,6 +87,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return path
 
 
+@pytest.fixture(autouse=True)
+def cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test's outcome depends on the CPU that runs it: `--precision auto` sees a CPU without native
+    bf16 everywhere (fp32). tests/test_hardware.py simulates bf16-capable CPUs on top of this."""
+    from actiscope import hardware
+
+    real = hardware.cpu_info()
+    pinned = hardware.CpuInfo(real.model, real.flags - set(hardware.BF16_FLAGS))
+    monkeypatch.setattr(hardware, "cpu_info", lambda: pinned)
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained on the colour task, with the ONNX and int8 files training adds. Shared:
@@ -97,12 +108,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     data = write_colour_classes(root / "data")
     config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
-                         workers=0, augment="light", out=str(root / "runs"), name="run", cache=False)  # fmt: skip
+                         workers=0, augment="light", out=str(root / "runs"), name="run", cache=False,
+                         precision="32")  # fmt: skip
     return train(config).run_dir
 
 
 # The proof-of-time models: trained once per session on the moving-squares clips (data.synthetic) and
-# shared by the video tests. Budgets are epochs on 168 training clips of 16 frames at 32 px.
+# shared by the video tests. Budgets are epochs on 168 training clips of 16 frames at 32 px, in fp32 on every
+# CPU (session fixtures start before the per-test CPU pin above).
 VIDEO_BUDGETS = {"convlstm": (10, 3e-3), "cnn-lstm": (15, 3e-3), "r3d_18": (5, 1e-3), "frame-avg": (6, 3e-3)}
 
 
@@ -122,7 +135,7 @@ def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[
     runs = {}
     for name, (epochs, lr) in VIDEO_BUDGETS.items():
         config = TrainConfig(data=str(squares), model=name, image_size=32, frames=16, epochs=epochs, lr=lr,
-                             batch_size=16, warmup_epochs=1, augment="none", workers=0, out=str(out),
+                             batch_size=16, warmup_epochs=1, augment="none", workers=0, out=str(out), precision="32",
                              name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
         runs[name] = train(config).run_dir
     return runs

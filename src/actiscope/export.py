@@ -21,7 +21,7 @@ from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
 from actiscope.models.registry import DataConfig, example_input
 from actiscope.package import INT8_FILE, ONNX_FILE, TORCHSCRIPT_FILE, load_package, package_dir, record_export
-from actiscope.predict import Preprocessor, onnx_session, softmax
+from actiscope.predict import Preprocessor, TorchRunner, onnx_session, softmax
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "torchscript")
@@ -75,8 +75,9 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
     if in_package:
         check: dict[str, object] = {"max_prob_diff": result.max_prob_diff, "checked_on": source}
         if fmt == "onnx":  # `--backend auto` keeps PyTorch where ONNX Runtime is slower (3D convolutions)
-            with torch.inference_mode():
-                check["torch_per_s"] = _rate(lambda: model(pixels), len(pixels))
+            torch_run = TorchRunner(directory)  # timed as the torch backend runs (its precision rule)
+            check["torch_per_s"] = _rate(lambda: torch_run(pixels.numpy()), len(pixels))
+            check["torch_precision"] = torch_run.choice.precision
             check["onnx_per_s"] = _rate(lambda: session(pixels.numpy()), len(pixels))
         record_export(directory, target.name, check)
     if quantize:

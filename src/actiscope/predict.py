@@ -120,7 +120,7 @@ class Predictor:
         if backend != "torch":
             session = onnx_session(directory / (ONNX_FILE if backend == "onnx" else INT8_FILE))
             return cls(meta, session, backend=backend)
-        return cls(meta, torch_runner(path, bf16), backend="torch")
+        return cls(meta, TorchRunner(path, bf16), backend="torch")
 
     # -- prediction -----------------------------------------------------------------------------------
     def probabilities(self, batch: np.ndarray, *, tta: bool = False) -> np.ndarray:
@@ -331,28 +331,35 @@ def onnx_session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return lambda batch: session.run(None, {name: batch})[0]
 
 
-def torch_runner(path: str | Path, bf16: bool | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The package's PyTorch model as a function: float32 batch -> logits (channels_last, and bf16
-    autocast where the CPU has native bf16)."""
-    import torch
+class TorchRunner:
+    """The package's PyTorch model as a function: float32 batch -> logits, channels_last, in the
+    precision `hardware.choose_precision` picks for inference with this architecture on this CPU
+    (`bf16` True/False forces it). `choice` says which and why."""
 
-    from actiscope.engine.hardware import cpu_has_bf16
+    def __init__(self, path: str | Path, bf16: bool | None = None) -> None:
+        import torch
 
-    model, _ = load_package(path)
-    if inference_threads():
-        torch.set_num_threads(inference_threads())
-    use_bf16 = cpu_has_bf16() if bf16 is None else bf16
-    model = model.to_channels_last()
+        from actiscope.hardware import choose_precision, default_probe_cache
+        from actiscope.models.registry import example_input
 
-    def run(batch: np.ndarray) -> np.ndarray:
+        model, _ = load_package(path)
+        if inference_threads():
+            torch.set_num_threads(inference_threads())
+        self.model = model.to_channels_last().eval()
+        requested = "auto" if bf16 is None else ("bf16" if bf16 else "32")
+        example = example_input(model.data_config, 8)
+        self.choice = choose_precision(requested, "cpu", model=self.model, example=example, training=False,
+                                       cache=default_probe_cache())  # fmt: skip
+        log.info(self.choice.line("PyTorch inference"))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
         pixels = torch.from_numpy(batch)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(
-                pixels.contiguous(memory_format=torch.channels_last) if pixels.ndim == 4 else pixels
-            )
-        return logits.float().numpy()
-
-    return run
+        if pixels.ndim == 4:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.choice.bf16):
+            return self.model(pixels).float().numpy()
 
 
 def inference_threads() -> int:

@@ -103,18 +103,6 @@ def test_non_finite_loss_stops_with_a_clear_message() -> None:
         module.training_step((x, torch.tensor([0, 1])), 4)
 
 
-def test_precision_auto_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from actiscope.engine import hardware
-
-    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
-    assert hardware.resolve_precision("auto", "cpu") == "bf16-mixed"
-    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
-    assert hardware.resolve_precision("auto", "auto") == "32-true"
-    assert hardware.resolve_precision("bf16", "cpu") == "bf16-mixed"
-    assert hardware.resolve_precision("32", "cpu") == "32-true"
-
-
 def test_time_limit_stops_and_keeps_the_best_model(colour_data: Path, tmp_path: Path) -> None:
     result = train(
         TrainConfig(data=str(colour_data), epochs=500, time_limit=0.05, out=str(tmp_path), name="t", **TINY)

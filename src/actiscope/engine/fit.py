@@ -6,8 +6,10 @@ output folder, resume target. Then Lightning runs the loop.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +24,11 @@ from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
-from actiscope.engine.hardware import resolve_precision
-from actiscope.engine.module import ActionClassifier
+from actiscope.engine.module import ActionClassifier, NonFiniteLossError
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
-from actiscope.models.registry import get_entry
+from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
+from actiscope.models.registry import example_input, get_entry
 from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict
 from actiscope.package import save_package
 
@@ -121,12 +123,67 @@ def _fit(
     *,
     resume: bool,
 ) -> RunResult:
-    precision = resolve_precision(config.precision, config.accelerator)
+    choice = _precision(config, module)
+    log.info(choice.line())
+    used = choice.precision  # what the backbone ran in (linear mode: the feature pass)
     if config.mode == "linear":
-        _precompute_features(module, datamodule, precision)
+        _precompute_features(module, datamodule, choice.precision)
+        choice = PrecisionChoice("32-true", "the head trains on cached features", automatic=False)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    # An automatic bf16 choice may still meet a non-finite loss: then the run goes back to the last
+    # whole epoch (or the start) and goes on in fp32. An explicit --precision bf16 stops with the error.
+    initial = copy.deepcopy(module.state_dict()) if choice.automatic and choice.bf16 else None
+    started = time.monotonic()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    try:
+        trainer, checkpoint, history = _run_fit(
+            config, run_dir, module, datamodule, choice.precision, resume=resume
+        )
+    except NonFiniteLossError as exc:
+        if initial is None:
+            raise
+        restart = last.is_file()
+        back = "the last whole epoch" if restart else "the start"
+        log.warning(
+            "non-finite loss at %s under automatic bf16: back to %s, continuing in fp32", exc.where, back
+        )
+        if not restart:
+            module.load_state_dict(initial)
+        # The budget left: a resumed trainer restores the time up to its checkpoint, not what came after.
+        lost_s = time.time() - last.stat().st_mtime if restart else time.monotonic() - started
+        retry = config
+        if config.time_limit:
+            retry = replace(config, time_limit=max(0.1, config.time_limit - lost_s / 60))
+            module.hparams.time_budget_s = retry.time_limit * 60
+        fallback = {"precision_fallback": f"bf16 -> fp32 after a non-finite loss at {exc.where}"}
+        used = "32-true"
+        trainer, checkpoint, history = _run_fit(retry, run_dir, module, datamodule, used, resume=restart)
+    else:
+        fallback = {}
+    best = checkpoint.best_model_path or str(last)
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
+    scored = [r for r in history.rows if r.get("val_acc") is not None]
+    best_epoch = max(scored, key=lambda r: r["val_acc"])["epoch"] if scored else None
+    metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
+    metrics |= {"precision": used, **fallback}
+    if trainer.is_global_zero:
+        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics)
+        _export_for_inference(run_dir / "model", config.export)
+    return RunResult(run_dir, metrics, trainer.current_epoch)
+
+
+def _run_fit(
+    config: TrainConfig,
+    run_dir: Path,
+    module: ActionClassifier,
+    datamodule: ActionDataModule,
+    precision: str,
+    *,
+    resume: bool,
+) -> tuple[L.Trainer, ModelCheckpoint, History]:
     trainer, checkpoint, history = _trainer(config, run_dir, precision)
     last = run_dir / "checkpoints" / "last.ckpt"
-    L.seed_everything(config.seed, workers=True, verbose=False)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
     except SystemExit:
@@ -135,16 +192,20 @@ def _fit(
             f"interrupted at epoch {trainer.current_epoch + 1}; the run is saved: continue with "
             f"`actiscope train --resume {run_dir}`"
         ) from None
-    best = checkpoint.best_model_path or str(last)
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    metrics = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
-    scored = [r for r in history.rows if r.get("val_acc") is not None]
-    best_epoch = max(scored, key=lambda r: r["val_acc"])["epoch"] if scored else None
-    metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
-    if trainer.is_global_zero:
-        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics)
-        _export_for_inference(run_dir / "model", config.export)
-    return RunResult(run_dir, metrics, trainer.current_epoch)
+    return trainer, checkpoint, history
+
+
+def _precision(config: TrainConfig, module: ActionClassifier) -> PrecisionChoice:
+    """--precision resolved for this architecture, probed on a batch of the run's input shape."""
+    example = example_input(module.model.data_config, min(config.batch_size, 32))
+    return choose_precision(
+        config.precision,
+        config.accelerator,
+        model=module.model,
+        example=example,
+        training=config.mode != "linear",
+        cache=default_probe_cache(),
+    )
 
 
 def _export_for_inference(package: Path, what: str) -> None:

@@ -23,6 +23,10 @@ from actiscope.models.registry import ActionModel, create_model
 class NonFiniteLossError(ActiscopeError):
     exit_code = 1
 
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where  # "epoch E, batch B"
+
 
 OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
@@ -114,9 +118,9 @@ class ActionClassifier(L.LightningModule):
             logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
         )
         if not torch.isfinite(loss):
+            where = f"epoch {self.current_epoch}, batch {batch_idx}"
             raise NonFiniteLossError(
-                f"the loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; "
-                "lower --lr, or use --precision 32"
+                f"the loss became {loss.item()} at {where}; lower --lr, or use --precision 32", where
             )
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log(
