@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data/har15
 OUT ?= runs
-MODEL ?= resnet18
+MODEL ?= mobilenet_v2
 MINUTES ?= 10
 # The run's name, fixed once: train, evaluate and serve use the same run.
 ifndef NAME
@@ -12,6 +12,9 @@ NAME := $(MODEL)-$(shell date +%Y%m%d-%H%M%S)
 endif
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Published ImageNet weights copied onto this machine: imported into the weights store before training,
+# so `--weights imagenet` finds them offline.
+WEIGHTS_DIR ?= ../shared/data/weights
 
 .PHONY: run test lint install clean
 
@@ -24,13 +27,17 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Main job: inspect the dataset (its exit status 1 only reports problems; the split drops unusable
-# files), train the benchmark recipe (bench/bench_recipe.py) within MINUTES, evaluate it on its held-out
-# test split, and serve the web app with that run (Ctrl-C stops the server; the run stays).
-# --epochs is an upper bound: under --time-limit the learning-rate schedule follows the clock.
+# files), import the ImageNet weights in WEIGHTS_DIR (when there) into the weights store, train within
+# MINUTES (`--weights auto`: the fine-tuning recipe from ImageNet where weights for MODEL can be had,
+# else, said in one line, the from-scratch recipe), evaluate it on its held-out test split, and serve the
+# web app with that run (Ctrl-C stops the server; the run stays). Under --time-limit the learning-rate
+# schedule follows the clock.
 run: $(BIN)/.installed
 	-$(BIN)/actiscope data inspect $(DATA) --out $(OUT)/inspect
-	$(BIN)/actiscope train $(DATA) --model $(MODEL) --image-size 112 --batch-size 64 --epochs 30 \
-		--lr 2e-3 --warmup-epochs 1 --label-smoothing 0.1 --time-limit $(MINUTES) --out $(OUT) --name $(NAME)
+	for file in $(wildcard $(WEIGHTS_DIR)/*-imagenet.safetensors); do \
+		$(BIN)/actiscope weights import "$$file" --model "$$(basename "$$file" -imagenet.safetensors)" || exit 1; \
+	done
+	$(BIN)/actiscope train $(DATA) --model $(MODEL) --weights auto --time-limit $(MINUTES) --out $(OUT) --name $(NAME)
 	$(BIN)/actiscope evaluate $(OUT)/$(NAME)
 	$(BIN)/actiscope serve --runs $(OUT) --model $(OUT)/$(NAME) --host $(HOST) --port $(PORT)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from actiscope.models.registry import create_model
-from actiscope.package import PackageError, load_package, save_package
+from actiscope.package import PackageError, describe_weights, load_package, read_meta, save_package
 
 CLASSES = ["a", "b", "c"]
 
@@ -56,3 +56,23 @@ def test_truncated_weights_are_a_clear_error(tmp_path: Path) -> None:
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(PackageError, match="cannot read the weights"):
         load_package(directory)
+
+
+def test_starting_weights_are_recorded_and_old_packages_still_load(tmp_path: Path) -> None:
+    model = create_model("simple-cnn", 3, image_size=32)
+    weights = {"name": "imagenet", "source": "actiscope store", "sha256": "9e5df75c319d" + "0" * 52}
+    save_package(model, tmp_path / "model", class_names=CLASSES, weights=weights)
+    assert read_meta(tmp_path).weights == weights
+    assert describe_weights(weights) == "imagenet (actiscope store, sha256 9e5df75c319d…)"
+    assert describe_weights({"name": "none", "source": "none"}) == "none (trained from scratch)"
+    assert describe_weights({"name": "file", "source": "file /w.pth", "sha256": "ab" * 32}).startswith(
+        "file /w.pth (sha256 abababababab…)"
+    )
+
+    meta_path = tmp_path / "model" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "weights"}))  # before provenance
+    assert read_meta(tmp_path).weights == {} and describe_weights({}) == "not recorded"
+    meta_path.write_text(json.dumps({**meta, "weights": "imagenet"}))
+    with pytest.raises(PackageError, match="weights must be an object of strings"):
+        read_meta(tmp_path)

@@ -16,6 +16,7 @@ from actiscope import __version__
 from actiscope.errors import ActiscopeError
 
 if TYPE_CHECKING:
+    from actiscope.config import TrainConfig
     from actiscope.data.inspect import InspectReport
 
 
@@ -151,13 +152,17 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 TRAIN_HELP = {
     "model": "architecture from `actiscope models`, or timm/<name>",
     "split": "an existing split.json (default: a new stratified split of DATA)",
-    "weights": "none | imagenet | PATH to a state-dict file (torchvision or timm key names)",
-    "mode": "scratch | linear (frozen backbone, cached features) | finetune",
-    "head_epochs": "finetune: head-only epochs before the backbone trains",
+    "weights": "none | imagenet | auto (imagenet where it can be had here, else none) | PATH to a state-dict "
+    "file (torchvision or timm key names)",
+    "mode": "scratch | linear (frozen backbone, cached features) | finetune (the default with --weights)",
+    "views": "linear: feature passes per training image, the image and then augmented views",
+    "head_epochs": "finetune: head-only epochs before the backbone trains, on its features computed once",
     "backbone_lr_mult": "finetune: backbone learning rate = lr x this",
+    "freeze": "finetune: fraction of the backbone's layers (input side first) kept frozen: faster, and "
+    "early layers are generic",
     "augment": "none | light | standard | strong",
     "balance": "none | oversample | weights | trim",
-    "precision": "auto (bf16 where the CPU/GPU has it) | 32 | bf16",
+    "precision": "auto (bf16 where this CPU computes it natively and it measured faster and sound) | 32 | bf16",
     "time_limit": "minutes; stops cleanly and keeps the best model",
     "early_stopping": "patience in epochs (0: off)",
     "ask": "on a terminal, every N epochs ask whether to stop or go on",
@@ -187,7 +192,8 @@ def _add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...]
         parser.add_argument(flag, type=kind, default=None, help=helptext)
 
 
-def _train_config(args: argparse.Namespace, data: str) -> object:
+def _train_config(args: argparse.Namespace, data: str) -> tuple[TrainConfig, list[str]]:
+    """The configuration the options and the recipe give, and the lines that say what was chosen."""
     import dataclasses
 
     from actiscope.config import TrainConfig
@@ -195,9 +201,17 @@ def _train_config(args: argparse.Namespace, data: str) -> object:
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
-        if getattr(args, f.name, None) is not None
+        if getattr(args, f.name, None) is not None and f.name != "data"
     }
-    return TrainConfig(data=data, **{k: v for k, v in given.items() if k != "data"})
+    lines = []
+    if given.get("weights") == "auto":
+        from actiscope.models.weights import resolve_auto
+
+        given["weights"], why = resolve_auto(given.get("model", TrainConfig.model))
+        if why:
+            lines.append(f"training from scratch: {why}")
+    config, recipe = TrainConfig.recipe(data, scratch_recipe=bool(lines), **given)
+    return config, [*lines, *([recipe] if recipe else [])]
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -220,16 +234,55 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_weights_commands(sub: argparse._SubParsersAction) -> None:
+    weights = sub.add_parser("weights", help="pretrained weights on this machine: list them, import a file")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True, parser_class=ArgumentParser)
+    store_help = "the weights store (default: $ACTISCOPE_WEIGHTS, else ~/.cache/actiscope/weights)"
+
+    listing = weights_sub.add_parser("list", help="per model: are its published weights here, from where")
+    listing.add_argument("--store", type=Path, help=store_help)
+    listing.set_defaults(handler=cmd_weights_list)
+
+    load = weights_sub.add_parser("import", help="check a published weights file and keep it for offline use")
+    load.add_argument("file", type=Path, metavar="FILE", help="a .safetensors or torch state-dict file")
+    load.add_argument("--model", required=True, help="the architecture it is for (see `actiscope models`)")
+    load.add_argument("--store", type=Path, help=store_help)
+    load.set_defaults(handler=cmd_weights_import)
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from actiscope.models.store import weights_store
+    from actiscope.models.weights import weights_availability
+
+    store = weights_store(args.store)
+    print(f"{'name':<20} {'weights':<12}  available here")
+    for row in weights_availability(store):
+        print(f"{row.model:<20} {row.weights or '-':<12}  {row.where}")
+    print(f"store: {store.root}")
+    return 0
+
+
+def cmd_weights_import(args: argparse.Namespace) -> int:
+    from actiscope.models.store import weights_store
+    from actiscope.models.weights import HUB_LABELS, import_weights
+
+    stored = import_weights(args.file, args.model, weights_store(args.store))
+    print(f"stored {stored.architecture} {HUB_LABELS[stored.name]} weights: {stored.file}")
+    print(f"sha256 {stored.sha256}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from actiscope.engine.fit import resume_config, train
 
+    chosen: list[str] = []
     if args.resume:
         config = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
     elif args.data is None:
         raise UsageError("train needs DATA (a dataset folder or CSV), or --resume RUN")
     else:
-        config = _train_config(args, str(args.data))
-    result = train(config, resume=args.resume)  # type: ignore[arg-type]
+        config, chosen = _train_config(args, str(args.data))
+    result = train(config, resume=args.resume, announce=chosen)
     m = result.metrics
     print(f"run: {result.run_dir}")
     print(f"test accuracy {m.get('test_acc', float('nan')):.4f}, macro-F1 {m.get('test_f1', float('nan')):.4f} "
@@ -350,8 +403,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from actiscope.evaluate.compare import compare
 
-    base = _train_config(args, str(args.data))  # its model, name and out are not options of compare
-    result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)  # type: ignore[arg-type]
+    base, chosen = _train_config(args, str(args.data))  # its model, name and out are not options of compare
+    for line in chosen:
+        log.info(line)
+    result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)
     print((result.out / "leaderboard.md").read_text(encoding="utf-8"))
     failed = [r for r in result.rows if r.status != "done"]
     if result.best is None:
@@ -442,6 +497,7 @@ def build_parser() -> ArgumentParser:
     models = sub.add_parser("models", help="list the architectures in the registry")
     models.add_argument("--kind", choices=("image", "video"))
     models.set_defaults(handler=cmd_models)
+    _add_weights_commands(sub)
 
     train = sub.add_parser("train", help="train a model; writes a run directory with a deployable package")
     train.add_argument("data", type=Path, nargs="?", metavar="DATA", help="dataset folder or CSV file")

@@ -24,6 +24,48 @@ class ConfigError(ActiscopeError):
     pass
 
 
+# Defaults with pretrained weights (`TrainConfig.recipe`); an option the user gives wins. Measured on
+# har15 with the ImageNet MobileNetV2 (bench/bench_transfer.py): see the README's transfer section.
+CLOCK_EPOCHS = 1000  # the epoch bound of a recipe under --time-limit: the clock decides
+RECIPES: dict[str, dict[str, Any]] = {
+    "finetune": {
+        "mode": "finetune",
+        "image_size": 160,
+        "epochs": 10,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "backbone_lr_mult": 0.1,
+        "head_epochs": 10,
+        "freeze": 0.2,
+        "label_smoothing": 0.1,
+        "augment": "light",
+        "weight_decay": 0.01,
+    },
+    # from scratch (bench/bench_recipe.py, resnet18 at 112 px): what `--weights auto` falls back to
+    "scratch": {
+        "mode": "scratch",
+        "image_size": 112,
+        "batch_size": 64,
+        "epochs": 30,
+        "lr": 2e-3,
+        "warmup_epochs": 1,
+        "label_smoothing": 0.1,
+    },
+    "linear": {
+        "mode": "linear",
+        "image_size": 192,
+        "views": 1,
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 3e-3,
+        "label_smoothing": 0.1,
+        "augment": "light",
+        "drop_rate": 0.2,
+        "weight_decay": 0.05,
+    },
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
@@ -38,7 +80,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     backbone_lr_mult: float = 0.1  # finetune: backbone learns this much slower than the head
-    head_epochs: int = 0  # finetune: head-only epochs first
+    head_epochs: int = 0  # finetune: head-only epochs first, on the backbone's features computed once
+    freeze: float = 0.0  # finetune: fraction of the backbone's layers, input side first, kept frozen
     optimizer: str = "adamw"
     weight_decay: float = 0.05
     scheduler: str = "cosine"
@@ -52,6 +95,9 @@ class TrainConfig:
     frames: int | None = None  # clips: frames per clip (default: the model's own)
     sampling: str = "tsn"  # clips: tsn (a random frame per segment in training) | uniform
     drop_rate: float = 0.0
+    views: int = (
+        1  # linear, head warm-up: feature passes per training image (the image, then augmented views)
+    )
     crop_person: bool = False  # Stanford 40: crop to the person box
     crop_margin: float = 0.1
     early_stopping: int = 0  # patience in epochs; 0 disables
@@ -95,8 +141,29 @@ class TrainConfig:
             raise ConfigError(
                 f"--mode {self.mode} transfers pretrained weights: give --weights imagenet or PATH"
             )
+        if not 0 <= self.freeze <= 1:
+            raise ConfigError(f"--freeze {self.freeze} must be a fraction between 0 and 1")
+        if not 1 <= self.views <= 16:
+            raise ConfigError(f"--views {self.views} must be between 1 and 16")
         if self.workers < 0 or self.early_stopping < 0 or self.head_epochs < 0:
             raise ConfigError("--workers, --early-stopping and --head-epochs cannot be negative")
+
+    @classmethod
+    def recipe(cls, data: str, *, scratch_recipe: bool = False, **given: Any) -> tuple[TrainConfig, str]:
+        """The configuration for what the user gave, every other field from the recipe that fits it:
+        with pretrained weights the fine-tuning (or linear) recipe, else the dataclass defaults (or, with
+        `scratch_recipe`, the from-scratch recipe). Returns it and one line that says what the recipe set."""
+        weights = given.get("weights") or "none"
+        mode = given.get("mode") or ("finetune" if weights != "none" else "scratch")
+        if mode == "scratch" and not scratch_recipe:
+            return cls(data=data, **given), ""
+        chosen = {k: v for k, v in RECIPES[mode].items() if k not in given}
+        if given.get("time_limit") and mode != "linear" and "epochs" in chosen:
+            chosen["epochs"] = CLOCK_EPOCHS  # the budget ends the run; the schedule follows the clock
+        config = cls(data=data, **{"mode": mode, **chosen, **given})
+        shown = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in chosen.items() if k != "mode")
+        source = f"from {weights} weights" if weights != "none" else "from scratch"
+        return config, f"recipe: {mode} {source} ({shown or 'all options given'})"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)

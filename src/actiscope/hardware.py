@@ -172,11 +172,11 @@ def _forward(model: nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:
 def probe_training(model: nn.Module, example: torch.Tensor, steps: int = 3) -> ProbeResult:
     """`steps` optimiser steps each way (the first one untimed) on copies of `model`, from the same
     weights and on the same random-label batch; AdamW as training uses."""
-    generator = torch.Generator().manual_seed(0)
     seconds: dict[bool, float] = {}
     first_loss: dict[bool, float] = {}
     finite = True
     for bf16 in (False, True):
+        generator = torch.Generator().manual_seed(0)  # the same labels both ways
         net = copy.deepcopy(model).train()
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
         began = 0.0

@@ -43,13 +43,20 @@ class PackageMeta:
     resize: str = "squash"  # whole image resized to image_size x image_size (transforms.preprocess)
     metrics: dict[str, Any] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)  # export file -> its check (export.py)
+    # the starting weights: name, source, sha256, file (models.weights.weights_provenance); {} if unrecorded
+    weights: dict[str, str] = field(default_factory=dict)
     actiscope_version: str = __version__
     created: str = ""
     package_format: int = PACKAGE_FORMAT
 
 
 def save_package(
-    model: ActionModel, directory: Path, *, class_names: list[str], metrics: dict[str, Any] | None = None
+    model: ActionModel,
+    directory: Path,
+    *,
+    class_names: list[str],
+    metrics: dict[str, Any] | None = None,
+    weights: dict[str, str] | None = None,
 ) -> PackageMeta:
     """Write the deployable package; model.json goes last, so its presence means the package is whole."""
     from safetensors.torch import save_file
@@ -60,7 +67,7 @@ def save_package(
     meta = PackageMeta(
         architecture=model.architecture, kind=model.kind, image_size=config.image_size,
         mean=list(config.mean), std=list(config.std), class_names=list(class_names), frames=config.frames,
-        metrics=metrics or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
+        metrics=metrics or {}, weights=weights or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     for stale in EXPORT_FILES:
@@ -128,6 +135,8 @@ def read_meta(path: str | Path) -> PackageMeta:
         and len(meta.std) == 3
     ):
         raise PackageError(f"{meta_path}: image_size, mean or std is not valid")
+    if not isinstance(meta.weights, dict) or not all(isinstance(v, str) for v in meta.weights.values()):
+        raise PackageError(f"{meta_path}: weights must be an object of strings (where the training started)")
     if meta.kind not in ("image", "video") or (meta.kind == "video" and not isinstance(meta.frames, int)):
         raise PackageError(f"{meta_path}: kind must be image or video (with frames per clip)")
     if meta.package_format > PACKAGE_FORMAT:
@@ -135,6 +144,18 @@ def read_meta(path: str | Path) -> PackageMeta:
             f"{meta_path}: package format {meta.package_format} is newer than this actiscope reads; upgrade actiscope"
         )
     return meta
+
+
+def describe_weights(weights: dict[str, str]) -> str:
+    """The starting weights in words, for report.md and the dashboard: "imagenet (actiscope store, ...)"."""
+    if not weights:
+        return "not recorded"
+    if weights.get("source") == "none":
+        return "none (trained from scratch)"
+    sha = f"sha256 {weights['sha256'][:12]}…" if weights.get("sha256") else "sha256 unknown"
+    if weights.get("name") == "file":  # its source already names the file
+        return f"{weights.get('source')} ({sha})"
+    return f"{weights.get('name')} ({weights.get('source')}, {sha})"
 
 
 def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:

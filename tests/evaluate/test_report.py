@@ -11,7 +11,7 @@ from PIL import Image
 from actiscope.cli import main
 from actiscope.evaluate import plots
 from actiscope.evaluate.report import PLOTS, EvaluationError, evaluate, read_predictions
-from actiscope.package import read_meta
+from actiscope.package import load_package, read_meta, save_package
 from tests.conftest import truncated_jpeg, write_colour_classes
 
 
@@ -67,3 +67,16 @@ def test_confusion_matrix_stays_readable_with_40_classes(tmp_path: Path) -> None
     plots.plot_confusion(matrix, names, tmp_path / "cm.png")
     with Image.open(tmp_path / "cm.png") as image:
         assert image.width >= 2000 and image.height >= 1000  # grows with the classes
+
+
+def test_report_names_the_starting_weights(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    model, meta = load_package(run)
+    provenance = {"name": "imagenet", "source": "torchvision hub cache", "sha256": "3a48c2260dbe" + "0" * 52,
+                  "file": "/hub/checkpoints/mobilenet_v2-7ebf99e0.pth"}  # fmt: skip
+    save_package(model, run / "model", class_names=meta.class_names, metrics=meta.metrics, weights=provenance)
+    result = evaluate(run, backend="torch", workers=0)
+    report = (result.out / "report.md").read_text()
+    assert "- starting weights: imagenet (torchvision hub cache, sha256 3a48c2260dbe…)\n" in report
+    assert result.metrics["model"]["weights"] == provenance

@@ -13,7 +13,8 @@ from actiscope.models.registry import (
 )
 
 EXPECTED = {"simple-cnn", "vgg16", "resnet18", "resnet50", "googlenet", "densenet121", "efficientnet_b0",
-            "efficientnet_b3", "mobilenet_v3_large", "convnext_tiny"}  # fmt: skip
+            "efficientnet_b3", "mobilenet_v3_large", "convnext_tiny", "mobilenet_v2", "squeezenet1_0",
+            "squeezenet1_1", "shufflenet_v2_x1_0", "regnet_y_400mf", "mnasnet1_0"}  # fmt: skip
 
 
 def test_registry_lists_every_required_architecture() -> None:

@@ -94,9 +94,9 @@ def test_hub_weights_offline_or_of_another_kind_is_one_line(monkeypatch: pytest.
         raise URLError("no network")
 
     monkeypatch.setattr("torchvision.models._api.WeightsEnum.get_state_dict", offline)
-    with pytest.raises(WeightsError, match="cannot get Kinetics-400 weights for r3d_18") as info:
+    with pytest.raises(WeightsError, match="no Kinetics-400 weights for r3d_18 here and no network") as info:
         load_weights(create_model("r3d_18", 3), "kinetics")
-    assert "--weights PATH" in str(info.value) and "\n" not in str(info.value)
+    assert "actiscope weights import FILE --model r3d_18" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(WeightsError, match=r"no published ImageNet weights \(it has Kinetics-400 weights\)"):
         load_weights(create_model("r3d_18", 3), "imagenet")
     with pytest.raises(WeightsError, match="convlstm has no published Kinetics-400 weights"):

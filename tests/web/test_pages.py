@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from actiscope.evaluate.report import evaluate
+from actiscope.package import load_package, save_package
+from actiscope.web import services
 from actiscope.web.classify.models import ActiveModel, Prediction
 from tests.web.conftest import png_bytes, stored_files
 
@@ -84,6 +87,20 @@ def test_runs_dashboard_run_page_gallery_and_activation(web: Path, trained_run: 
     assert client.post("/runs/run/activate").status_code == 302
     assert ActiveModel.objects.get().path == str(trained_run / "model")
     assert client.get("/runs/missing").status_code == 404
+
+
+def test_run_page_names_the_starting_weights(
+    settings: object, tmp_path: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "runs" / "run"
+    shutil.copytree(trained_run, run)
+    model, meta = load_package(run)
+    weights = {"name": "imagenet", "source": "actiscope store", "sha256": "9e5df75c319d" + "0" * 52}
+    save_package(model, run / "model", class_names=meta.class_names, metrics=meta.metrics, weights=weights)
+    settings.RUNS_DIR = tmp_path / "runs"  # type: ignore[attr-defined]
+    monkeypatch.setattr(services, "MODEL", services.ModelService())
+    page = Client().get("/runs/run").content.decode()
+    assert "<p>Starting weights: imagenet (actiscope store, sha256 9e5df75c319d…)</p>" in page
 
 
 def test_check_deploy_with_production_settings_is_clean(tmp_path: Path) -> None:

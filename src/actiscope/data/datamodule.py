@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -156,22 +156,65 @@ class ActionDataModule(L.LightningDataModule):
         weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
         return weights.tolist()
 
-    def precompute_features(
-        self, extract: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 64
-    ) -> None:
-        """Linear mode: run the frozen backbone once over every split (no augmentation: the backbone
-        never changes, so one pass is the whole cost) and train the head on the stored features."""
-        for split in ("train", "val", "test"):
+    def features(
+        self,
+        extract: Callable[[torch.Tensor], torch.Tensor],
+        splits: tuple[str, ...] = ("train", "val", "test"),
+        *,
+        batch_size: int = 32,  # measured faster than 64 for MobileNetV2 inference on 2 cores (53 vs 45 images/s)
+        views: int = 1,
+    ) -> dict[str, TensorDataset]:
+        """The frozen backbone's features of every image of `splits`, computed once. Training images get
+        `views` passes: the image as evaluated, then `views - 1` views through the augmentation preset
+        (crops, flips), so a head trained on them sees variety and overfits less."""
+        out = {}
+        for split in splits:
             dataset = self.datasets[split]
-            if isinstance(dataset, MediaSamples):
-                dataset.transform = eval_transform(self.data_config)
-            loader = DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
+            passes = [eval_transform(self.data_config)]
+            if split == "train":
+                passes += [train_transform(self.data_config, self.augment)] * (views - 1)
             feats, labels = [], []
-            with torch.inference_mode():
-                for x, y in loader:
-                    feats.append(extract(x).float())
-                    labels.append(y)
-            self.datasets[split] = TensorDataset(torch.cat(feats), torch.cat(labels))
+            original = getattr(dataset, "transform", None)
+            for n, transform in enumerate(passes):
+                if isinstance(dataset, MediaSamples):
+                    dataset.transform = transform
+                with torch.inference_mode():
+                    for x, y in self._feature_batches(dataset, batch_size, augmented=n > 0):
+                        feats.append(extract(x).float())
+                        labels.append(y)
+            if isinstance(dataset, MediaSamples):
+                dataset.transform = original  # the images train on as before (fine-tuning's warm-up)
+            out[split] = (
+                TensorDataset(torch.cat(feats), torch.cat(labels))
+                if feats  # an empty split (no test images) stays empty
+                else TensorDataset(torch.empty(0), torch.empty(0, dtype=torch.long))
+            )
+        return out
+
+    def _feature_batches(
+        self, dataset: Dataset, batch_size: int, *, augmented: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches for a feature pass. Unaugmented cached images are normalised a batch at a time in this
+        process (per-image loading measured 256 s against about 150 s for the model alone: MobileNetV2 at
+        192 px, 10,200 images, 2 cores); augmented views go through the DataLoader's workers."""
+        cache = dataset.cache if isinstance(dataset, MediaSamples) and not dataset.frames else None
+        if cache is None or augmented:
+            yield from DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
+            return
+        normalize = eval_transform(self.data_config)
+        labels = torch.tensor(dataset.targets())
+        for start in range(0, len(dataset.indices), batch_size):
+            chosen = dataset.indices[start : start + batch_size]
+            pixels = torch.from_numpy(np.ascontiguousarray(cache.pixels[chosen])).permute(0, 3, 1, 2)
+            yield normalize(pixels), labels[start : start + batch_size]
+
+    def precompute_features(
+        self, extract: Callable[[torch.Tensor], torch.Tensor], views: int = 1
+    ) -> dict[str, int]:
+        """Linear mode: every split becomes the backbone's features (`features`), and the head trains on
+        them. Returns the number of feature rows per split."""
+        self.datasets.update(self.features(extract, views=views))
+        return {split: len(self.datasets[split]) for split in ("train", "val", "test")}
 
     def _loader(self, split: str, shuffle: bool = False, sampler: Any = None) -> DataLoader:
         features = isinstance(self.datasets[split], TensorDataset)

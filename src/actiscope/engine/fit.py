@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from actiscope.config import ConfigError, TrainConfig
@@ -29,10 +32,13 @@ from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
 from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
 from actiscope.models.registry import example_input, get_entry
-from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict
+from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict, weights_provenance
 from actiscope.package import save_package
 
 log = logging.getLogger(__name__)
+# Fine-tuning below this batch size keeps the pretrained batch-norm statistics (a batch of 8 estimates them
+# too noisily); the scale and shift still train.
+SMALL_BATCH = 16
 RUN_DIR_ENV = "ACTISCOPE_RUN_DIR"  # lets DDP worker processes find the run their rank 0 created
 
 
@@ -47,8 +53,11 @@ class RunResult:
     epochs: int
 
 
-def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult:
-    """Train `config` (or continue the run at `resume`) and write its run directory."""
+def train(
+    config: TrainConfig, *, resume: str | Path | None = None, announce: Sequence[str] = ()
+) -> RunResult:
+    """Train `config` (or continue the run at `resume`) and write its run directory. `announce`: lines
+    (the recipe chosen) logged once everything the user gave has been checked."""
     worker = bool(os.environ.get(RUN_DIR_ENV)) and os.environ.get("LOCAL_RANK", "0") != "0"
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
@@ -76,10 +85,12 @@ def train(config: TrainConfig, *, resume: str | Path | None = None) -> RunResult
     if manifest.kind != entry.kind:
         raise DataError(f"{config.data} holds {manifest.kind}s and {config.model} is a model for {entry.kind}s; "
                         f"choose one from `actiscope models --kind {manifest.kind}`")  # fmt: skip
+    for line in announce:
+        log.info(line)
     L.seed_everything(config.seed, workers=True, verbose=False)  # before the model's initialisation
     module = _module(config, manifest, data_config.image_size, data_config.frames)
     if resume is None:
-        load_weights(module.model, config.weights)
+        module.weights_provenance = weights_provenance(load_weights(module.model, config.weights))
     if run_dir is None:
         run_dir = _new_run_dir(config)
         manifest.save(run_dir / "split.json")
@@ -108,9 +119,10 @@ def _module(
         config.model, manifest.classes, image_size=image_size, frames=frames, drop_rate=config.drop_rate,
         mode=config.mode, optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
         scheduler=config.scheduler, warmup_epochs=config.warmup_epochs, backbone_lr_mult=config.backbone_lr_mult,
-        head_epochs=config.head_epochs, label_smoothing=config.label_smoothing, class_weights=class_weights,
+        label_smoothing=config.label_smoothing, class_weights=class_weights,
         mixup=config.mixup, cutmix=config.cutmix, channels_last=config.channels_last,
         time_budget_s=config.time_limit * 60 if config.time_limit else None,
+        freeze_norm=config.mode == "finetune" and config.batch_size < SMALL_BATCH, freeze=config.freeze,
     )  # fmt: skip
 
 
@@ -126,8 +138,12 @@ def _fit(
     choice = _precision(config, module)
     log.info(choice.line())
     used = choice.precision  # what the backbone ran in (linear mode: the feature pass)
+    if config.mode == "finetune" and config.head_epochs and not resume:
+        began = time.monotonic()
+        _warm_up_head(module, datamodule, config, choice.precision)
+        config = _less_time(config, module, time.monotonic() - began)  # the warm-up is part of the budget
     if config.mode == "linear":
-        _precompute_features(module, datamodule, choice.precision)
+        _precompute_features(module, datamodule, choice.precision, config.views)
         choice = PrecisionChoice("32-true", "the head trains on cached features", automatic=False)
     last = run_dir / "checkpoints" / "last.ckpt"
     # An automatic bf16 choice may still meet a non-finite loss: then the run goes back to the last
@@ -151,10 +167,7 @@ def _fit(
             module.load_state_dict(initial)
         # The budget left: a resumed trainer restores the time up to its checkpoint, not what came after.
         lost_s = time.time() - last.stat().st_mtime if restart else time.monotonic() - started
-        retry = config
-        if config.time_limit:
-            retry = replace(config, time_limit=max(0.1, config.time_limit - lost_s / 60))
-            module.hparams.time_budget_s = retry.time_limit * 60
+        retry = _less_time(config, module, lost_s)
         fallback = {"precision_fallback": f"bf16 -> fp32 after a non-finite loss at {exc.where}"}
         used = "32-true"
         trainer, checkpoint, history = _run_fit(retry, run_dir, module, datamodule, used, resume=restart)
@@ -168,9 +181,19 @@ def _fit(
     metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
     metrics |= {"precision": used, **fallback}
     if trainer.is_global_zero:
-        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics)
+        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics,
+                     weights=module.weights_provenance)  # fmt: skip
         _export_for_inference(run_dir / "model", config.export)
     return RunResult(run_dir, metrics, trainer.current_epoch)
+
+
+def _less_time(config: TrainConfig, module: ActionClassifier, spent_s: float) -> TrainConfig:
+    """`config` with `spent_s` fewer seconds of --time-limit left (for the trainer and the schedule)."""
+    if not config.time_limit:
+        return config
+    left = replace(config, time_limit=max(0.1, config.time_limit - spent_s / 60))
+    module.hparams.time_budget_s = left.time_limit * 60
+    return left
 
 
 def _run_fit(
@@ -269,19 +292,69 @@ def _manifest(config: TrainConfig) -> SplitManifest:
     return make_split(dataset, val=config.val, test=config.test, seed=config.seed)
 
 
-def _precompute_features(module: ActionClassifier, datamodule: ActionDataModule, precision: str) -> None:
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+def _extractor(module: ActionClassifier, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen backbone as a function: a batch of pixels -> pooled features."""
     backbone = module.model.eval()
-    dtype = torch.bfloat16 if precision.startswith("bf16") else None
+    bf16 = precision.startswith("bf16")
 
     def extract(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             if x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             return backbone.forward_features(x)
 
-    datamodule.precompute_features(extract)
+    return extract
+
+
+def _precompute_features(
+    module: ActionClassifier, datamodule: ActionDataModule, precision: str, views: int
+) -> None:
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    started = time.perf_counter()
+    rows = datamodule.precompute_features(_extractor(module, precision), views=views)
+    log.info("features: %d train rows (%d per image), %d val, %d test in %.1f s", rows["train"], views,
+             rows["val"], rows["test"], time.perf_counter() - started)  # fmt: skip
+
+
+def _warm_up_head(
+    module: ActionClassifier, datamodule: ActionDataModule, config: TrainConfig, precision: str
+) -> None:
+    """Fine-tuning's head-only epochs, on the frozen backbone's features computed once (with `views` as
+    in linear mode) instead of on images: all of them cost one forward pass, and the backbone then starts
+    training under a head that already fits. A plain loop, as it is seconds of work on one tensor with
+    nothing to checkpoint or log per step (a Lightning Trainer would cost more to set up than this)."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    started = time.perf_counter()
+    features = datamodule.features(_extractor(module, precision), ("train", "val"), views=config.views)
+    x, y = (t.clone() for t in features["train"].tensors)  # out of inference mode: autograd may save them
+    model = module.model
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    batches = math.ceil(len(x) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.head_epochs * batches)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.drop.train()
+    for _ in range(config.head_epochs):
+        for batch in torch.randperm(len(x), generator=generator).split(config.batch_size):
+            loss = F.cross_entropy(model.forward_head(x[batch]), y[batch], weight=module.class_weight,
+                                   label_smoothing=config.label_smoothing)  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    model.eval()
+    val_x, val_y = features["val"].tensors
+    with torch.no_grad():
+        val_acc = (
+            (model.forward_head(val_x).argmax(1) == val_y).float().mean().item()
+            if len(val_y)
+            else float("nan")
+        )
+    module.train()  # Lightning trains the module in the mode it finds it in
+    log.info("head warm-up: %d epochs on the features of %d train images (%d views) in %.1f s; val accuracy %.4f",
+             config.head_epochs, len(datamodule.datasets["train"]), config.views, time.perf_counter() - started,
+             val_acc)  # fmt: skip
 
 
 def _trainer(

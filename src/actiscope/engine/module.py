@@ -54,13 +54,15 @@ class ActionClassifier(L.LightningModule):
         scheduler: str = "cosine",
         warmup_epochs: float = 0.0,
         backbone_lr_mult: float = 0.1,
-        head_epochs: int = 0,
+        head_epochs: int = 0,  # taken by fit's head warm-up on cached features; kept so old checkpoints load
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
         mixup: float = 0.0,
         cutmix: float = 0.0,
         channels_last: bool = True,
         time_budget_s: float | None = None,
+        freeze_norm: bool = False,
+        freeze: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -87,6 +89,15 @@ class ActionClassifier(L.LightningModule):
         })  # fmt: skip
         if channels_last:
             self.model = self.model.to_channels_last()
+        # Where the starting weights came from (models.weights): kept in checkpoints, so a resumed run's
+        # package still names them.
+        self.weights_provenance: dict[str, str] = {"name": "none", "source": "none"}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["weights_provenance"] = self.weights_provenance
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.weights_provenance = checkpoint.get("weights_provenance", self.weights_provenance)
 
     # -- forward ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,16 +107,26 @@ class ActionClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-    def _backbone_frozen(self) -> bool:
-        return self.hparams.mode == "linear" or (
-            self.hparams.mode == "finetune" and self.current_epoch < self.hparams.head_epochs
-        )
-
     def on_train_epoch_start(self) -> None:
-        frozen = self._backbone_frozen()
+        frozen = self.hparams.mode == "linear"
         self.model.backbone.requires_grad_(not frozen)
         if frozen:  # batch-norm statistics stay as the pretrained backbone had them
             self.model.backbone.eval()
+            return
+        if self.hparams.get("freeze_norm"):  # fine-tuning in small batches: their statistics are noise
+            for layer in self.model.backbone.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
+        for layer in self._frozen_prefix():  # the first layers keep their pretrained weights
+            layer.requires_grad_(False).eval()
+
+    def _frozen_prefix(self) -> list[nn.Module]:
+        """The first `freeze` fraction of the backbone's layers that have weights, in the order they were
+        built (for a CNN: input side first). Their backward pass is the costly one at full resolution."""
+        if self.hparams.mode != "finetune" or not self.hparams.get("freeze"):
+            return []
+        layers = [m for m in self.model.backbone.modules() if any(True for _ in m.parameters(recurse=False))]
+        return layers[: round(len(layers) * self.hparams.freeze)]
 
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:

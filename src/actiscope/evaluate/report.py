@@ -22,7 +22,7 @@ from actiscope.errors import ActiscopeError
 from actiscope.evaluate import plots
 from actiscope.evaluate.metrics import calibration, classification_metrics
 from actiscope.files import atomic_output, atomic_write_text
-from actiscope.package import package_dir, read_meta
+from actiscope.package import describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def evaluate(
     metrics = classification_metrics(y_true, probs, meta.class_names)
     metrics = {
         "model": {"architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size,
-                  "kind": meta.kind, "frames": meta.frames},
+                  "kind": meta.kind, "frames": meta.frames, "weights": meta.weights},
         "data": source, "split": split, "backend": predictor.backend, "tta": tta,
         "unreadable": len(unreadable), "unreadable_files": unreadable, **metrics,
     }  # fmt: skip
@@ -217,6 +217,7 @@ def render_report(metrics: dict[str, Any], plot_names: Sequence[str]) -> str:
         f"- images evaluated: {m['images']}; unreadable: {m['unreadable']}",
         f"- backend: {m['backend']}; test-time augmentation: {'horizontal flip' if m['tta'] else 'none'}",
         f"- model package: `{m['model']['package']}`",
+        f"- starting weights: {describe_weights(m['model'].get('weights', {}))}",
         "",
         "## Summary",
         "",

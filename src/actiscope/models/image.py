@@ -7,6 +7,8 @@ Each builder returns the architecture with its classifier removed, plus where th
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,6 +20,7 @@ from actiscope.models.registry import (
     UnknownModelError,
     register,
 )
+from actiscope.models.store import hf_hub_file, torch_hub_file, torchvision_cached
 
 
 class SimpleCNN(nn.Module):
@@ -63,6 +66,12 @@ TORCHVISION_MODELS: dict[str, tuple[str, str, int, str]] = {
     "efficientnet_b3": ("classifier.1", "features.8", 300, "EfficientNet-B3"),
     "mobilenet_v3_large": ("classifier.3", "features.16", 224, "MobileNetV3-Large"),
     "convnext_tiny": ("classifier.2", "features.7", 224, "ConvNeXt-Tiny"),
+    "mobilenet_v2": ("classifier.1", "features.18", 224, "MobileNetV2"),
+    "squeezenet1_0": ("classifier.1", "features", 224, "SqueezeNet 1.0"),
+    "squeezenet1_1": ("classifier.1", "features", 224, "SqueezeNet 1.1"),
+    "shufflenet_v2_x1_0": ("fc", "conv5", 224, "ShuffleNetV2 1.0x"),
+    "regnet_y_400mf": ("fc", "trunk_output", 224, "RegNetY-400MF"),
+    "mnasnet1_0": ("classifier.1", "layers", 224, "MNASNet 1.0"),
 }
 
 
@@ -71,12 +80,25 @@ def _torchvision_backbone(name: str) -> Backbone:
 
     classifier, cam_layer, _, _ = TORCHVISION_MODELS[name]
     extra = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-    net = torchvision.models.get_model(name, weights=None, **extra)
-    linear = net.get_submodule(classifier)
-    assert isinstance(linear, nn.Linear), f"{name}.{classifier} is not the classifier"
+    try:
+        net = torchvision.models.get_model(name, weights=None, **extra)
+    except NotImplementedError:  # RegNet computes its widths with tensors, unreadable on the meta device
+        with torch.device("cpu"):
+            net = torchvision.models.get_model(name, weights=None, **extra)
+        net = net.to(torch.get_default_device())  # where the caller builds (meta: shapes only)
+    head = net.get_submodule(classifier)
+    if isinstance(head, nn.Conv2d):
+        # SqueezeNet classifies with a 1x1 convolution on the feature map, then pools: its backbone is
+        # the features, pooled. Sequential keeps the key names (features.*), so hub files load as they are.
+        features = net.get_submodule("features")
+        net = nn.Sequential(
+            OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
+        )
+        return Backbone(net, head.in_channels, classifier=classifier, cam_layer=cam_layer)
+    assert isinstance(head, nn.Linear), f"{name}.{classifier} is not the classifier"
     parent_name, _, leaf = classifier.rpartition(".")
     setattr(net.get_submodule(parent_name) if parent_name else net, leaf, nn.Identity())
-    return Backbone(net, linear.in_features, classifier=classifier, cam_layer=cam_layer)
+    return Backbone(net, head.in_features, classifier=classifier, cam_layer=cam_layer)
 
 
 def _torchvision_pretrained(name: str) -> dict[str, torch.Tensor]:
@@ -92,6 +114,7 @@ for _name, (_, _, _size, _description) in TORCHVISION_MODELS.items():
         data_config=DataConfig(_size),
         description=f"{_description} (torchvision)",
         pretrained=functools.partial(_torchvision_pretrained, _name),
+        hub_file=functools.partial(torchvision_cached, _name),
     )(functools.partial(_torchvision_backbone, _name))
 
 
@@ -119,4 +142,13 @@ def timm_entry(name: str) -> ModelEntry:
     def pretrained() -> dict[str, torch.Tensor]:
         return timm.create_model(name, pretrained=True).state_dict()
 
-    return ModelEntry(f"timm/{name}", "image", build, data_config, f"{name} (timm)", pretrained)
+    def cached() -> tuple[str, Path] | None:
+        # timm downloads from the Hugging Face hub (safetensors first), or from a URL through torch.hub
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin")
+        found = (hf_hub_file(cfg.hf_hub_id, names) if cfg.hf_hub_id else None) or (
+            torch_hub_file(cfg.url) if cfg.url else None
+        )
+        return ("timm hub cache", found) if found else None
+
+    return ModelEntry(f"timm/{name}", "image", build, data_config, f"{name} (timm)", pretrained,
+                      hub_file=cached if cfg else None)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -59,6 +60,9 @@ class ModelEntry:
     pretrained: Callable[[], dict[str, torch.Tensor]] | None = None  # hub weights (downloads when online)
     pretrained_name: str = "imagenet"  # what `--weights NAME` asks the hub for (video: kinetics)
     pretrained_scope: str = ""  # key prefix the hub weights fill (a video model's per-frame network)
+    # The hub's own cached copy of those weights, found without network: (which cache, file) or None.
+    hub_file: Callable[[], tuple[str, Path] | None] | None = None
+    weights_of: str = ""  # the entry whose published weights these are, when another's (per-frame models)
 
 
 REGISTRY: dict[str, ModelEntry] = {}
@@ -73,13 +77,13 @@ def register(
     pretrained: Callable[[], dict[str, torch.Tensor]] | None = None,
     pretrained_name: str = "imagenet",
     pretrained_scope: str = "",
+    hub_file: Callable[[], tuple[str, Path] | None] | None = None,
 ) -> Callable[[Callable[[], Backbone]], Callable[[], Backbone]]:
     def decorator(build: Callable[[], Backbone]) -> Callable[[], Backbone]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        REGISTRY[name] = ModelEntry(
-            name, kind, build, data_config, description, pretrained, pretrained_name, pretrained_scope
-        )
+        REGISTRY[name] = ModelEntry(name, kind, build, data_config, description, pretrained,
+                                    pretrained_name, pretrained_scope, hub_file)  # fmt: skip
         return build
 
     return decorator

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from actiscope.models.registry import Backbone, DataConfig, ModelEntry, UnknownModelError, get_entry, register
+from actiscope.models.store import torchvision_cached
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -129,6 +130,7 @@ def per_frame_entry(base: str, frame_model: str) -> ModelEntry:
     return ModelEntry(
         f"{base}:{frame_model}", "video", functools.partial(_per_frame_backbone, temporal, frame_model),
         data_config, f"{description} ({frame_model})", pretrained, image.pretrained_name, "frame.",
+        hub_file=image.hub_file, weights_of=image.name,
     )  # fmt: skip
 
 
@@ -178,4 +180,5 @@ for _name, _description in VIDEO_CNNS.items():
         description=f"{_description} (torchvision)",
         pretrained=functools.partial(_kinetics, _name),
         pretrained_name="kinetics",
+        hub_file=functools.partial(torchvision_cached, _name),
     )(functools.partial(_torchvision_video, _name))

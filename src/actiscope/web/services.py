@@ -19,7 +19,7 @@ from PIL import Image
 from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video
 from actiscope.errors import ActiscopeError, MediaReadError
-from actiscope.package import META_FILE, package_dir, read_meta
+from actiscope.package import META_FILE, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.web.classify.models import ActiveModel, Prediction
 
@@ -219,11 +219,11 @@ def find_run(name: str) -> Path | None:
 def run_summary(path: Path) -> dict[str, Any]:
     has_model = (path / "model" / META_FILE).is_file()
     metrics: dict[str, Any] = {}
-    architecture = ""
+    architecture = weights = ""
     if has_model:
         try:
             meta = read_meta(path / "model")
-            metrics, architecture = meta.metrics, meta.architecture
+            metrics, architecture, weights = meta.metrics, meta.architecture, describe_weights(meta.weights)
         except ActiscopeError:
             has_model = False
     history = path / "history.csv"
@@ -235,7 +235,7 @@ def run_summary(path: Path) -> dict[str, Any]:
         "status": "finished" if has_model else ("training" if history.is_file() else "started"),
         "test_accuracy": metrics.get("test_acc"), "test_macro_f1": metrics.get("test_f1"),
         "epochs": metrics.get("epochs_trained"), "modified": modified,
-        "has_eval": (path / "eval" / "metrics.json").is_file(),
+        "has_eval": (path / "eval" / "metrics.json").is_file(), "starting_weights": weights,
     }  # fmt: skip
 
 

@@ -1,0 +1,85 @@
+"""fastai peer for transfer learning: `vision_learner(dls, mobilenet_v2)` + `fine_tune` with the very
+ImageNet weights actiscope uses, on actiscope's split and time budget.
+
+The shared safetensors file is written as a plain state dict into torchvision's hub cache under the name
+torchvision expects, so fastai finds it offline (the hub checks a hash only when it downloads). fastai's
+defaults otherwise: 224 px squished like actiscope's preprocessing at --size, aug_transforms, batch 64,
+fine_tune's frozen epoch then unfrozen epochs; a callback stops it at the budget (a minute left for the
+test pass).
+
+    /tmp/peers/bin/python bench/peers/fastai_transfer.py --split split.json --minutes 10 [--model squeezenet1_0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import read_split, score
+
+WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "weights"
+
+
+def install_weights(model: str) -> None:
+    """torchvision's hub cache gets the shared file under the download's own name."""
+    import torch
+    import torchvision
+    from safetensors.torch import load_file
+
+    os.environ.setdefault("TORCH_HOME", tempfile.mkdtemp(prefix="fastai-hub-"))
+    url = torchvision.models.get_model_weights(model).DEFAULT.url
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(load_file(str(WEIGHTS / f"{model}-imagenet.safetensors")), target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--model", default="mobilenet_v2")
+    parser.add_argument("--epochs", type=int, default=0, help="unfrozen epochs (default: from the budget)")
+    parser.add_argument("--size", type=int, default=160)
+    args = parser.parse_args()
+    start = time.time()
+    budget = args.minutes * 60
+    install_weights(args.model)
+
+    import pandas as pd
+    import torchvision
+    from fastai.callback.core import Callback, CancelFitException
+    from fastai.vision.all import ImageDataLoaders, Resize, accuracy, aug_transforms, vision_learner
+
+    class TimeBudget(Callback):
+        def after_batch(self) -> None:
+            if time.time() - start > budget - 60:
+                raise CancelFitException()
+
+    _, files = read_split(args.split)
+    rows = [(p, label, False) for p, label in files["train"]] + [
+        (p, label, True) for p, label in files["val"]
+    ]
+    df = pd.DataFrame(rows, columns=["fname", "label", "is_valid"])
+    dls = ImageDataLoaders.from_df(df, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
+                                   item_tfms=Resize(args.size, method="squish"), batch_tfms=aug_transforms(),
+                                   bs=64, num_workers=2)  # fmt: skip
+    learn = vision_learner(dls, getattr(torchvision.models, args.model), metrics=accuracy)
+    epochs = args.epochs or max(1, int(args.minutes // 2))
+    learn.fine_tune(epochs, cbs=[TimeBudget()])
+    test_dl = dls.test_dl([p for p, _ in files["test"]])
+    probs, _ = learn.get_preds(dl=test_dl)
+    predicted = [dls.vocab[i] for i in probs.argmax(1).tolist()]
+    result = score([label for _, label in files["test"]], predicted)
+    print(json.dumps({"tool": "fastai", "model": args.model, "pretrained": "shared ImageNet file",
+                      "image_size": args.size, "epochs": epochs, "epochs_done": learn.epoch + 1,
+                      "wall_minutes": round((time.time() - start) / 60, 2), **result}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
