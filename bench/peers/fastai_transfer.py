@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import read_split, score
+from common import fastai_setup, fastai_test_score
 
 WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "weights"
 
@@ -51,31 +51,14 @@ def main() -> None:
     budget = args.minutes * 60
     install_weights(args.model)
 
-    import pandas as pd
     import torchvision
-    from fastai.callback.core import Callback, CancelFitException
-    from fastai.vision.all import ImageDataLoaders, Resize, accuracy, aug_transforms, vision_learner
+    from fastai.vision.all import accuracy, vision_learner
 
-    class TimeBudget(Callback):
-        def after_batch(self) -> None:
-            if time.time() - start > budget - 60:
-                raise CancelFitException()
-
-    _, files = read_split(args.split)
-    rows = [(p, label, False) for p, label in files["train"]] + [
-        (p, label, True) for p, label in files["val"]
-    ]
-    df = pd.DataFrame(rows, columns=["fname", "label", "is_valid"])
-    dls = ImageDataLoaders.from_df(df, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
-                                   item_tfms=Resize(args.size, method="squish"), batch_tfms=aug_transforms(),
-                                   bs=64, num_workers=2)  # fmt: skip
+    dls, budget_stop, test = fastai_setup(args.split, args.size, start + budget)
     learn = vision_learner(dls, getattr(torchvision.models, args.model), metrics=accuracy)
     epochs = args.epochs or max(1, int(args.minutes // 2))
-    learn.fine_tune(epochs, cbs=[TimeBudget()])
-    test_dl = dls.test_dl([p for p, _ in files["test"]])
-    probs, _ = learn.get_preds(dl=test_dl)
-    predicted = [dls.vocab[i] for i in probs.argmax(1).tolist()]
-    result = score([label for _, label in files["test"]], predicted)
+    learn.fine_tune(epochs, cbs=[budget_stop])
+    result = fastai_test_score(learn, dls, test)
     print(json.dumps({"tool": "fastai", "model": args.model, "pretrained": "shared ImageNet file",
                       "image_size": args.size, "epochs": epochs, "epochs_done": learn.epoch + 1,
                       "wall_minutes": round((time.time() - start) / 60, 2), **result}))  # fmt: skip
