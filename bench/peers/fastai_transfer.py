@@ -27,16 +27,17 @@ WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "weights"
 
 
 def install_weights(model: str) -> None:
-    """torchvision's hub cache gets the shared file under the download's own name."""
+    """torchvision's hub cache gets the shared file under the name of each of its downloads."""
     import torch
     import torchvision
     from safetensors.torch import load_file
 
     os.environ.setdefault("TORCH_HOME", tempfile.mkdtemp(prefix="fastai-hub-"))
-    url = torchvision.models.get_model_weights(model).DEFAULT.url
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(load_file(str(WEIGHTS / f"{model}-imagenet.safetensors")), target)
+    state = load_file(str(WEIGHTS / f"{model}-imagenet.safetensors"))
+    for weights in torchvision.models.get_model_weights(model):  # fastai's pretrained=True asks for V1
+        target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, target)
 
 
 def main() -> None:
@@ -52,10 +53,15 @@ def main() -> None:
     install_weights(args.model)
 
     import torchvision
-    from fastai.vision.all import accuracy, vision_learner
+    from fastai.vision.all import accuracy, default_split, imagenet_stats, vision_learner
+    from fastai.vision.learner import model_meta
 
     dls, budget_stop, test = fastai_setup(args.split, args.size, start + budget)
-    learn = vision_learner(dls, getattr(torchvision.models, args.model), metrics=accuracy)
+    arch = getattr(torchvision.models, args.model)
+    # torchvision's mobilenet_v2 and squeezenet are (features, classifier) and not in fastai's model_meta:
+    # its body is the features, its split and ImageNet statistics the defaults
+    model_meta.setdefault(arch, {"cut": -1, "split": default_split, "stats": imagenet_stats})
+    learn = vision_learner(dls, arch, metrics=accuracy)
     epochs = args.epochs or max(1, int(args.minutes // 2))
     learn.fine_tune(epochs, cbs=[budget_stop])
     result = fastai_test_score(learn, dls, test)
