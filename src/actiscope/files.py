@@ -35,3 +35,8 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def cache_root() -> Path:
+    """The folder of what actiscope keeps between runs: $ACTISCOPE_CACHE, default ~/.cache/actiscope."""
+    return Path(os.environ.get("ACTISCOPE_CACHE", Path.home() / ".cache" / "actiscope"))

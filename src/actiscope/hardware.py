@@ -18,13 +18,14 @@ import copy
 import functools
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from actiscope.files import atomic_write_text, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def probe_inference(model: nn.Module, example: torch.Tensor, steps: int = 3) -> 
 # -- the cache ------------------------------------------------------------------------------------------
 def default_probe_cache() -> Path:
     """Where probe results are kept: beside the decoded-image cache ($ACTISCOPE_CACHE)."""
-    return Path(os.environ.get("ACTISCOPE_CACHE", Path.home() / ".cache" / "actiscope")) / "precision.json"
+    return cache_root() / "precision.json"
 
 
 def _probe_key(cpu: CpuInfo, task: str, model: nn.Module, example: torch.Tensor) -> str:
@@ -252,8 +253,6 @@ def _cached(cache: Path | None, key: str) -> ProbeResult | None:
 def _store(cache: Path | None, key: str, result: ProbeResult) -> None:
     if cache is None:
         return
-    from actiscope.files import atomic_write_text
-
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, json.dumps({**_read(cache), key: asdict(result)}, indent=1))

@@ -24,14 +24,14 @@ from actiscope.data.images import load_image
 from actiscope.data.transforms import preprocess
 from actiscope.data.video import read_clip
 from actiscope.errors import MediaReadError
-from actiscope.files import atomic_output, atomic_write_text
+from actiscope.files import atomic_output, atomic_write_text, cache_root
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ACTISCOPE_CACHE", Path.home() / ".cache" / "actiscope")) / "images"
+    return cache_root() / "images"
 
 
 @dataclass
