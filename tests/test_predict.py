@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from actiscope.cli import main
+from actiscope.data.config import DataConfig
 from actiscope.data.images import is_image_path, load_image
 from actiscope.data.transforms import eval_transform, preprocess
-from actiscope.models.registry import DataConfig, create_model
+from actiscope.models.registry import create_model
 from actiscope.package import save_package
 from actiscope.predict import Predictor, decoded_batches
 from tests.conftest import COLOURS, truncated_jpeg, write_colour_classes

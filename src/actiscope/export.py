@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actiscope.data.config import DataConfig
 from actiscope.data.split import SplitManifest
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
-from actiscope.models.registry import DataConfig, example_input
+from actiscope.models.registry import example_input
 from actiscope.package import INT8_FILE, ONNX_FILE, TORCHSCRIPT_FILE, load_package, package_dir, record_export
 from actiscope.predict import Preprocessor, TorchRunner, onnx_session, softmax
 

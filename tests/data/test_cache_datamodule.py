@@ -8,11 +8,11 @@ import torch
 
 from actiscope.data import cache as cache_module
 from actiscope.data.cache import build_cache
+from actiscope.data.config import DataConfig
 from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import make_split
 from actiscope.data.transforms import train_transform
-from actiscope.models.registry import DataConfig
 from tests.conftest import write_class_folders, write_image
 
 

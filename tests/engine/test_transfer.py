@@ -13,12 +13,12 @@ from torch import nn
 
 from actiscope.cli import main
 from actiscope.config import RECIPES, TrainConfig
+from actiscope.data.config import DataConfig
 from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import make_split
 from actiscope.engine.fit import _module, _warm_up_head, train
 from actiscope.engine.module import ActionClassifier
-from actiscope.models.registry import DataConfig
 from actiscope.models.store import sha256_file
 from actiscope.models.weights import load_weights
 from tests.conftest import SHARED_DATA

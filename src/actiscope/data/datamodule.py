@@ -20,12 +20,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
 from actiscope.data.cache import ImageCache, build_cache, decode_sample
+from actiscope.data.config import DataConfig
 from actiscope.data.formats import Sample
 from actiscope.data.split import SplitManifest
 from actiscope.data.transforms import eval_transform, train_transform
 from actiscope.data.video import pool_size, sample_frames
 from actiscope.errors import MediaReadError
-from actiscope.models.registry import DataConfig
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import torch
     from torchvision.transforms import v2
 
-    from actiscope.models.registry import DataConfig
+    from actiscope.data.config import DataConfig
 
 Pixels = TypeVar("Pixels", np.ndarray, "torch.Tensor")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from actiscope.data.config import DataConfig
 from actiscope.models.registry import (
     Backbone,
-    DataConfig,
     ModelEntry,
     UnknownModelError,
     register,

@@ -15,24 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from actiscope.data.config import DataConfig
 from actiscope.errors import ActiscopeError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class UnknownModelError(ActiscopeError):
     pass
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """What a model expects as input; transforms and the Predictor are built from this alone."""
-
-    image_size: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    frames: int | None = None  # clips only
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import functools
 import torch
 from torch import nn
 
-from actiscope.models.registry import Backbone, DataConfig, ModelEntry, UnknownModelError, get_entry, register
+from actiscope.data.config import DataConfig
+from actiscope.models.registry import Backbone, ModelEntry, UnknownModelError, get_entry, register
 from actiscope.models.store import torchvision_cached
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)

@@ -1,0 +1,194 @@
+"""The run directory and the comparison directory: the one owner of their layouts.
+
+A run (`actiscope train`) is::
+
+    runs/<name>/
+      config.yaml  split.json  history.csv  curves.png
+      checkpoints/last.ckpt  checkpoints/best.ckpt
+      model/       the deployable package (model.safetensors + model.json, see package.py)
+      eval/        metrics.json, report.md, predictions.csv and the plots (an EvalDir)
+
+A comparison (`actiscope compare`) is::
+
+    <out>/
+      split.json  leaderboard.csv  leaderboard.md  compare.png
+      best/        a copy of the winner's package
+      runs/<model>/  one run per architecture (a RunDir, with compare.json: its leaderboard row)
+
+Nothing else spells these names: code asks a RunDir, EvalDir or CompareDir for a path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+META_FILE = "model.json"  # the package's sidecar, written last (package.py owns the package's insides)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One training run's directory. Constructing it touches nothing on disk."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    # files and folders of a run
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def model(self) -> Path:
+        """The deployable package's folder."""
+        return self.path / "model"
+
+    @property
+    def eval(self) -> EvalDir:
+        return EvalDir(self.path / "eval")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # what is there
+    def has_config(self) -> bool:
+        return self.config.is_file()
+
+    def has_model(self) -> bool:
+        """Whether the package is whole (model.json is written last)."""
+        return (self.model / META_FILE).is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.last_checkpoint.is_file()
+
+    def exists(self) -> bool:
+        """Whether this looks like a run: it has its configuration or a finished package."""
+        return self.has_config() or self.has_model()
+
+    @classmethod
+    def of_package(cls, package: str | Path) -> RunDir | None:
+        """The run a package folder belongs to (its model/ folder), or None for a stand-alone package."""
+        package = Path(package)
+        run = cls(package.parent)
+        return run if package.name == run.model.name and run.split.is_file() else None
+
+    @classmethod
+    def find_all(cls, root: str | Path) -> list[RunDir]:
+        """The runs under `root`: plain runs (root/<name>) and the runs inside each comparison there."""
+        root = Path(root)
+        found = []
+        for child in sorted(root.glob("*")) if root.is_dir() else []:
+            if cls(child).exists():
+                found.append(cls(child))
+            found += [cls(p) for p in sorted(CompareDir(child).runs.glob("*")) if cls(p).exists()]
+        return found
+
+
+@dataclass(frozen=True)
+class EvalDir:
+    """What `actiscope evaluate` writes: a run's eval/, or any --out folder."""
+
+    path: Path
+
+    PLOTS = ("confusion_matrix.png", "roc.png", "pr.png", "reliability.png", "per_class.png", "mistakes.png")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.csv"
+
+    def plot(self, name: str) -> Path:
+        """One of PLOTS."""
+        if name not in self.PLOTS:
+            raise ValueError(f"{name!r} is not one of the evaluation plots: {', '.join(self.PLOTS)}")
+        return self.path / name
+
+    @classmethod
+    def for_package(cls, package: str | Path) -> EvalDir:
+        """runs/<name>/eval for a run's package, else eval/ inside a stand-alone package."""
+        run = RunDir.of_package(package)
+        return run.eval if run is not None else cls(Path(package) / "eval")
+
+
+@dataclass(frozen=True)
+class CompareDir:
+    """The output folder of one `actiscope compare`."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.path / "leaderboard.csv"
+
+    @property
+    def leaderboard_md(self) -> Path:
+        return self.path / "leaderboard.md"
+
+    @property
+    def plot(self) -> Path:
+        return self.path / "compare.png"
+
+    @property
+    def best(self) -> Path:
+        """A copy of the winner's package."""
+        return self.path / "best"
+
+    @property
+    def runs(self) -> Path:
+        return self.path / "runs"
+
+    @property
+    def row(self) -> str:
+        """The file name of a finished architecture's leaderboard row, kept in its run directory."""
+        return "compare.json"
+
+    def run(self, model: str) -> RunDir:
+        """The run of one architecture (a timm/<name> model gets a folder without the slash)."""
+        return RunDir(self.runs / model.replace("/", "-"))
+
+    def has_leaderboard(self) -> bool:
+        return self.leaderboard.is_file()
