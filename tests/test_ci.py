@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,8 +17,9 @@ def _running(directory: Path) -> bool:
     return bool(found.stdout.strip())
 
 
-def test_the_server_is_stopped_when_the_script_that_started_it_fails(tmp_path: Path) -> None:
-    directory = tmp_path / "pg"
+def test_the_server_is_stopped_when_the_script_that_started_it_fails() -> None:
+    # under /tmp as .ci/run does: pytest's tmp_path is private to root, and the server may run as postgres
+    directory = Path(tempfile.mkdtemp(prefix="actiscope-pg-test.", dir="/tmp"))
     # the lines .ci/run uses, in a script that fails after starting the server
     script = f"""
     trap 'bash {SCRIPT} stop {directory}' EXIT
