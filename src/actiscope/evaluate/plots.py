@@ -178,9 +178,15 @@ def plot_per_class(names: Sequence[str], f1: Sequence[float | None], path: Path)
     _save(fig, path)
 
 
-def plot_mistakes(items: Sequence[tuple[Path, str, str, float]], path: Path, *, columns: int = 4) -> None:
+def plot_mistakes(
+    items: Sequence[tuple[Path, str, str, float]],
+    path: Path,
+    *,
+    columns: int = 4,
+    labels: tuple[str, str] = ("true", "predicted"),
+) -> None:
     """The most confident wrong predictions: (image or clip, true, predicted, confidence), one tile each
-    (a clip shows its middle frame)."""
+    (a clip shows its middle frame). `labels` names the two labels (the audit's given and suggested)."""
     from PIL import Image
 
     from actiscope.data.images import load_image
@@ -199,7 +205,7 @@ def plot_mistakes(items: Sequence[tuple[Path, str, str, float]], path: Path, *, 
         )
         image.thumbnail((256, 256))
         ax.imshow(image)
-        ax.set_title(f"true: {true}\npredicted: {predicted} ({confidence:.2f})", fontsize=8)
+        ax.set_title(f"{labels[0]}: {true}\n{labels[1]}: {predicted} ({confidence:.2f})", fontsize=8)
     if not items:
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     _save(fig, path)
