@@ -30,6 +30,28 @@ def test_split_folders_define_the_split(tmp_path: Path) -> None:
     assert sum(s.split == "test" for s in ds.samples) == 4
 
 
+def test_detection_and_reading_see_the_same_class_folders(tmp_path: Path) -> None:
+    """Hidden folders are skipped and split folders named canonically, when detecting and reading."""
+    write_class_folders(tmp_path / "Training", {"a": 2, "b": 1})
+    write_class_folders(tmp_path / "validation", {"a": 1}, start=10)
+    write_class_folders(tmp_path / "Training" / ".thumbs", {"x": 3}, start=20)
+    write_class_folders(tmp_path / ".cache", {"y": 3}, start=30)
+    (tmp_path / "validation" / "clips").mkdir()
+    (tmp_path / "validation" / "clips" / "v.avi").write_bytes(b"")
+    assert detect_format(tmp_path) == "folder"  # 4 images outvote 1 clip; the hidden ones do not count
+    ds = load_dataset(tmp_path)
+    assert sorted((s.split, s.label, s.path.name) for s in ds.samples) == [
+        ("train", "a", "a_0.png"),
+        ("train", "a", "a_1.png"),
+        ("train", "b", "b_0.png"),
+        ("val", "a", "a_0.png"),
+    ]
+    assert [p.name for p in ds.ignored] == ["v.avi"]
+    assert ds.notes == ["split defined by folders: Training, validation"]
+    with pytest.raises(DataError, match="the video-folder layout needs a directory"):
+        load_dataset(tmp_path / "validation" / "a" / "a_0.png", format="video-folder")
+
+
 def test_kaggle_csv_with_foreign_absolute_paths(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for i in range(3):
         write_image(tmp_path / "train" / f"Image_{i}.jpg", i)

@@ -6,9 +6,10 @@ import pytest
 
 from actiscope.cli import main
 from actiscope.data.formats import load_dataset
+from actiscope.data.scan import connected_groups
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.errors import DataError
-from tests.conftest import write_class_folders
+from tests.conftest import noise_image, write_class_folders, write_image
 
 
 def test_stratified_and_reproducible(tmp_path: Path) -> None:
@@ -83,3 +84,62 @@ def test_manifest_roundtrip_and_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     out.write_text("{not json")
     with pytest.raises(DataError, match="not a valid split manifest"):
         SplitManifest.load(out)
+
+
+def grouped_dataset(root: Path) -> Path:
+    """Three classes with every way files are tied together: exact copies, a near copy (resized, other
+    bytes) with an exact copy of its own, and UCF-named recordings that a copied file ties together."""
+    write_class_folders(root, {"a": 8, "b": 8, "c": 8})
+    for i in range(2):
+        (root / "a" / f"copy{i}.png").write_bytes((root / "a" / "a_0.png").read_bytes())
+    photo = noise_image(7, size=(120, 90))
+    photo.save(root / "b" / "orig.png")
+    photo.resize((100, 75)).save(root / "b" / "near.jpg", quality=80)
+    (root / "b" / "near_copy.jpg").write_bytes((root / "b" / "near.jpg").read_bytes())
+    for group in range(1, 4):
+        for clip in range(1, 3):
+            write_image(root / "c" / f"v_Jump_g{group:02d}_c{clip:02d}.png", 300 + 10 * group + clip)
+    (root / "c" / "v_Jump_g02_c03.png").write_bytes((root / "c" / "v_Jump_g01_c01.png").read_bytes())
+    return root
+
+
+# Made by the union-find grouping that connected_groups replaced: the same data must give the same split.
+EXPECTED_SPLITS = {
+    0: {
+        "train": "a/a_0.png a/a_3.png a/a_6.png a/a_7.png a/copy0.png a/copy1.png b/b_1.png b/b_2.png "
+        "b/b_3.png b/b_4.png b/b_6.png b/b_7.png c/c_1.png c/c_2.png c/c_4.png c/v_Jump_g03_c01.png "
+        "c/v_Jump_g03_c02.png",
+        "val": "a/a_4.png a/a_5.png b/near.jpg b/near_copy.jpg b/orig.png c/c_3.png c/c_5.png c/c_6.png",
+        "test": "a/a_1.png a/a_2.png b/b_0.png b/b_5.png c/c_0.png c/c_7.png c/v_Jump_g01_c01.png "
+        "c/v_Jump_g01_c02.png c/v_Jump_g02_c01.png c/v_Jump_g02_c02.png c/v_Jump_g02_c03.png",
+    },
+    1: {
+        "train": "a/a_0.png a/a_2.png a/a_4.png a/a_7.png a/copy0.png a/copy1.png b/b_0.png b/b_1.png "
+        "b/b_6.png b/b_7.png b/near.jpg b/near_copy.jpg b/orig.png c/c_0.png c/c_2.png c/c_5.png "
+        "c/c_6.png c/c_7.png",
+        "val": "a/a_1.png a/a_3.png b/b_2.png b/b_4.png c/v_Jump_g01_c01.png c/v_Jump_g01_c02.png "
+        "c/v_Jump_g02_c01.png c/v_Jump_g02_c02.png c/v_Jump_g02_c03.png c/v_Jump_g03_c01.png "
+        "c/v_Jump_g03_c02.png",
+        "test": "a/a_5.png a/a_6.png b/b_3.png b/b_5.png c/c_1.png c/c_3.png c/c_4.png",
+    },
+}
+
+
+@pytest.mark.parametrize("seed", sorted(EXPECTED_SPLITS))
+def test_the_same_data_gives_the_same_manifest(tmp_path: Path, seed: int) -> None:
+    manifest = make_split(load_dataset(grouped_dataset(tmp_path)), val=0.2, test=0.2, seed=seed, workers=1)
+    got = {s: " ".join(e.path for e in manifest.entries if e.split == s) for s in ("train", "val", "test")}
+    assert got == EXPECTED_SPLITS[seed]
+
+
+def test_connected_groups_merge_what_shares_a_member() -> None:
+    # 0-3 and 3-5 chain into one group; a group of three; 4 and 7 stand alone; duplicates and
+    # self-links change nothing
+    assert connected_groups(8, [(0, 3), (5, 3), (1, 6, 2), (2, 6), (4, 4)]) == [
+        [0, 3, 5],
+        [1, 2, 6],
+        [4],
+        [7],
+    ]
+    assert connected_groups(3, []) == [[0], [1], [2]]
+    assert connected_groups(0, []) == []

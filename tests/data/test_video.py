@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actiscope.data.cache import build_cache
+from actiscope.data.cache import build_cache, cache_key
 from actiscope.data.formats import Sample, load_dataset
 from actiscope.data.inspect import inspect_dataset
+from actiscope.data.scan import scan_file
 from actiscope.data.split import make_split
 from actiscope.data.synthetic import make_moving_squares, moving_square_frames, write_clip
 from actiscope.data.video import (
+    DEFAULT_LIMITS,
     VideoLimits,
     VideoReadError,
     clip_frames,
+    preview_frame,
     probe_video,
     read_clip,
     sample_frames,
@@ -128,7 +131,28 @@ def test_limits_are_checked_before_decoding(tmp_path: Path, monkeypatch: pytest.
             read_clip(path, 16, 4, limits=limits)
     monkeypatch.setenv("ACTISCOPE_MAX_CLIP_SECONDS", "2")
     with pytest.raises(VideoReadError, match="over the limit of 2 s"):
-        probe_video(path)
+        probe_video(path, VideoLimits.from_env())  # the edges (CLI, web settings) build limits so
+
+
+def test_the_data_layer_never_reads_limits_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = counting_clip(tmp_path / "c.avi", frames=30, fps=10)  # 3 s
+    monkeypatch.setenv("ACTISCOPE_MAX_CLIP_SECONDS", "1")
+    monkeypatch.setenv("ACTISCOPE_MAX_CLIP_FRAMES", "5")
+    assert VideoLimits.from_env() == VideoLimits(max_seconds=1, max_frames=5)
+    assert probe_video(path).frames == 30  # the default limits, whatever the environment says
+    assert len(read_clip(path, 16, 4).pixels) == 4
+    assert scan_file(path).ok
+    strict = VideoLimits(max_seconds=1)
+    for read in (
+        lambda: clip_frames(path, 16, 3, limits=strict),
+        lambda: preview_frame(path, limits=strict),
+        lambda: read_clip(path, 16, 4, limits=strict),
+    ):
+        with pytest.raises(VideoReadError, match="over the limit of 1 s"):
+            read()
+    assert "over the limit of 1 s" in (scan_file(path, strict).error or "")
 
 
 def test_an_in_memory_upload_reads_like_a_file(tmp_path: Path) -> None:
@@ -164,6 +188,16 @@ def test_clip_cache_decodes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert np.array_equal(np.asarray(again.pixels), np.asarray(cache.pixels))
 
 
+def test_clip_cache_reads_within_the_limits_it_is_given(tmp_path: Path) -> None:
+    samples = [Sample(counting_clip(tmp_path / "c.avi", frames=30, fps=10), "a")]
+    assert cache_key(samples, 16, None, 8, DEFAULT_LIMITS) == cache_key(samples, 16, None, 8)
+    strict = VideoLimits(max_seconds=1)
+    assert cache_key(samples, 16, None, 8, strict) != cache_key(samples, 16, None, 8)
+    refused = build_cache(samples, 16, pool=8, workers=1, directory=tmp_path / "cache", limits=strict)
+    assert "over the limit of 1 s" in refused.bad[0]
+    assert build_cache(samples, 16, pool=8, workers=1, directory=tmp_path / "cache").bad == {}
+
+
 def test_video_dataset_inspect_split_and_bad_clip(tmp_path: Path) -> None:
     root = make_moving_squares(tmp_path / "sq", clips_per_class=6, groups=3, frames=6, size=24)
     bad = root / "left" / "v_Left_g09_c01.avi"
@@ -183,6 +217,11 @@ def test_video_dataset_inspect_split_and_bad_clip(tmp_path: Path) -> None:
         where.setdefault(group, set()).add(entry.split)
     assert len(where) == 12 and all(len(s) == 1 for s in where.values())
     assert {e.split for e in manifest.entries} == {"train", "val", "test"}
+    # limits given to inspect and split reach every clip they read (6-frame clips, at most 5 allowed)
+    strict = VideoLimits(max_frames=5)
+    assert len(inspect_dataset(dataset, workers=1, limits=strict).unreadable) == 25
+    refused = make_split(dataset, val=0.2, test=0.2, workers=1, limits=strict)
+    assert len(refused.dropped) == 25 and not refused.entries
 
 
 def test_single_frames_do_not_tell_the_direction() -> None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from actiscope.data.formats import Sample
-from actiscope.data.images import load_image
-from actiscope.data.transforms import preprocess
-from actiscope.data.video import read_clip
+from actiscope.data.images import load_pixels
+from actiscope.data.video import DEFAULT_LIMITS, VideoLimits, read_clip
 from actiscope.errors import MediaReadError
 from actiscope.files import atomic_output, atomic_write_text, cache_root
 
@@ -48,32 +47,45 @@ class ImageCache:
 
 
 def decode_sample(
-    sample: Sample, image_size: int, crop_margin: float | None, pool: int | None = None
+    sample: Sample,
+    image_size: int,
+    crop_margin: float | None,
+    pool: int | None = None,
+    *,
+    limits: VideoLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
-    """One sample to model-size pixels (the one preprocessing path; see transforms.preprocess), or for
-    a clip (`pool` frames) its frame pool (video.read_clip)."""
+    """One sample to model-size pixels (images.load_pixels, as the Predictor decodes), or for a clip
+    (`pool` frames) its frame pool (video.read_clip, within `limits`)."""
     if pool:
-        return read_clip(sample.path, image_size, pool).pixels
+        return read_clip(sample.path, image_size, pool, limits=limits).pixels
     box = sample.box if crop_margin is not None else None
-    image = load_image(sample.path, box=box, margin=crop_margin or 0.0, draft=image_size)
-    return preprocess(image, image_size)
+    return load_pixels(sample.path, image_size, box=box, margin=crop_margin or 0.0)
 
 
-def _decode_chunk(args: tuple[list[Sample], int, float | None, int | None]) -> list[np.ndarray | str]:
-    samples, size, margin, pool = args
+def _decode_chunk(
+    args: tuple[list[Sample], int, float | None, int | None, VideoLimits],
+) -> list[np.ndarray | str]:
+    samples, size, margin, pool, limits = args
     out: list[np.ndarray | str] = []
     for sample in samples:
         try:
-            out.append(decode_sample(sample, size, margin, pool))
+            out.append(decode_sample(sample, size, margin, pool, limits=limits))
         except MediaReadError as exc:
             out.append(str(exc))
     return out
 
 
 def cache_key(
-    samples: Sequence[Sample], image_size: int, crop_margin: float | None, pool: int | None = None
+    samples: Sequence[Sample],
+    image_size: int,
+    crop_margin: float | None,
+    pool: int | None = None,
+    limits: VideoLimits = DEFAULT_LIMITS,
 ) -> str:
     digest = hashlib.sha1(f"v{CACHE_VERSION}|{image_size}|{crop_margin}|{pool}".encode())
+    if pool and limits != DEFAULT_LIMITS:
+        # Other limits refuse other clips. The default adds nothing, so the caches made before stay valid.
+        digest.update(repr(limits).encode())
     for s in samples:
         stat = s.path.stat() if s.path.exists() else None
         digest.update(f"{s.path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}|{s.box}\n".encode())
@@ -88,12 +100,13 @@ def build_cache(
     pool: int | None = None,
     workers: int | None = None,
     directory: Path | None = None,
+    limits: VideoLimits = DEFAULT_LIMITS,
 ) -> ImageCache:
     """Return the cache for `samples`, decoding (in parallel) only if it does not exist yet. `pool`:
-    the samples are clips, each stored as that many frames."""
+    the samples are clips, each stored as that many frames (read within `limits`)."""
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    key = cache_key(samples, image_size, crop_margin, pool)
+    key = cache_key(samples, image_size, crop_margin, pool, limits)
     data_path, index_path = directory / f"{key}.u8", directory / f"{key}.json"
     shape = (len(samples), *((pool,) if pool else ()), image_size, image_size, 3)
     if index_path.is_file() and data_path.is_file():  # the index is written last: its presence means complete
@@ -107,7 +120,7 @@ def build_cache(
         pixels = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         chunk = 4 if pool else 64
         jobs = [
-            (list(samples[i : i + chunk]), image_size, crop_margin, pool)
+            (list(samples[i : i + chunk]), image_size, crop_margin, pool, limits)
             for i in range(0, len(samples), chunk)
         ]
         workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -125,8 +138,10 @@ def build_cache(
     return ImageCache(np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape), bad)
 
 
-def _fill(pixels: np.ndarray, bad: dict[int, str], results: object, chunk: int) -> None:
-    for n, decoded in enumerate(results):  # type: ignore[call-overload]
+def _fill(
+    pixels: np.ndarray, bad: dict[int, str], results: Iterable[list[np.ndarray | str]], chunk: int
+) -> None:
+    for n, decoded in enumerate(results):
         for j, item in enumerate(decoded):
             index = n * chunk + j
             if isinstance(item, str):

@@ -136,7 +136,7 @@ def detect_format(root: Path) -> str:
 def _class_folder_media(root: Path) -> str | None:
     """'image' or 'video' when root holds class folders (possibly under split folders), else None."""
     counts: Counter[str] = Counter()
-    for class_dir in _class_dirs(root):
+    for _, class_dir in _class_folders(root):
         for f in class_dir.iterdir():
             if f.is_file():
                 counts["video" if is_video_path(f) else "image" if is_image_path(f) else "other"] += 1
@@ -145,32 +145,39 @@ def _class_folder_media(root: Path) -> str | None:
     return "image" if counts["image"] else None
 
 
-def _class_dirs(root: Path) -> list[Path]:
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_NAMES]
-    if split_dirs:
-        return [
-            c for s in split_dirs for c in sorted(s.iterdir()) if c.is_dir() and not c.name.startswith(".")
-        ]
-    return subdirs
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _split_folders(root: Path) -> list[Path]:
+    """root's train/val/test folders (by any of their usual names), when the layout has them."""
+    return [d for d in _subfolders(root) if d.name.lower() in SPLIT_NAMES]
+
+
+def _class_folders(root: Path) -> list[tuple[str | None, Path]]:
+    """(split, class folder) for root/<class>/, or root/<split>/<class>/ when split folders exist (the
+    split then named canonically: train, val or test)."""
+    split_dirs = _split_folders(root)
+    if not split_dirs:
+        return [(None, d) for d in _subfolders(root)]
+    return [(SPLIT_NAMES[s.name.lower()], d) for s in split_dirs for d in _subfolders(s)]
 
 
 def _read_class_folders(root: Path, kind: str, fmt: str) -> Dataset:
+    if not root.is_dir():
+        raise DataError(f"{root}: the {fmt} layout needs a directory of class folders")
     wanted = is_video_path if kind == "video" else is_image_path
     samples: list[Sample] = []
     ignored: list[Path] = []
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_NAMES]
-    groups = [(SPLIT_NAMES[d.name.lower()], d) for d in split_dirs] if split_dirs else [(None, root)]
-    for split, parent in groups:
-        for class_dir in sorted(d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            for f in sorted(class_dir.rglob("*")):
-                if not f.is_file() or f.name.startswith("."):
-                    continue
-                if wanted(f):
-                    samples.append(Sample(f, class_dir.name, split=split))
-                else:
-                    ignored.append(f)
+    for split, class_dir in _class_folders(root):
+        for f in sorted(class_dir.rglob("*")):
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            if wanted(f):
+                samples.append(Sample(f, class_dir.name, split=split))
+            else:
+                ignored.append(f)
+    split_dirs = _split_folders(root)
     notes = [f"split defined by folders: {', '.join(d.name for d in split_dirs)}"] if split_dirs else []
     return Dataset(root, fmt, kind, samples, ignored=ignored, notes=notes)
 
@@ -178,16 +185,12 @@ def _read_class_folders(root: Path, kind: str, fmt: str) -> Dataset:
 @register_reader("folder")
 def read_folder(root: Path) -> Dataset:
     """root/<class>/*.jpg, or root/{train,val,test}/<class>/*.jpg (the folders then define the split)."""
-    if not root.is_dir():
-        raise DataError(f"{root}: the folder layout needs a directory of class folders")
     return _read_class_folders(root, "image", "folder")
 
 
 @register_reader("video-folder")
 def read_video_folder(root: Path) -> Dataset:
     """root/<class>/*.avi|*.mp4, the UCF50/UCF101 layout."""
-    if not root.is_dir():
-        raise DataError(f"{root}: the video-folder layout needs a directory of class folders")
     return _read_class_folders(root, "video", "video-folder")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from actiscope.data.formats import Dataset
 from actiscope.data.scan import FileScan, duplicate_groups, scan_files
+from actiscope.data.video import DEFAULT_LIMITS, VideoLimits
 from actiscope.files import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,16 @@ class InspectReport:
         return out
 
 
-def inspect_dataset(dataset: Dataset, *, max_distance: int = 4, workers: int | None = None) -> InspectReport:
-    """Scan every file of `dataset` and collect statistics and problems."""
+def inspect_dataset(
+    dataset: Dataset,
+    *,
+    max_distance: int = 4,
+    workers: int | None = None,
+    limits: VideoLimits = DEFAULT_LIMITS,
+) -> InspectReport:
+    """Scan every file of `dataset` (clips within `limits`) and collect statistics and problems."""
     samples = dataset.samples
-    scans = scan_files([s.path for s in samples], workers=workers)
+    scans = scan_files([s.path for s in samples], workers=workers, limits=limits)
     counts = dataset.class_counts()
     groups = [
         DuplicateGroup(

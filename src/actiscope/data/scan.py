@@ -11,16 +11,18 @@ import io
 import itertools
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
-from actiscope.data.images import ImageReadError, is_image_path, load_image
-from actiscope.data.video import is_video_path, read_clip
+from actiscope.data.images import ImageReadError, decode_image, is_image_path
+from actiscope.data.video import DEFAULT_LIMITS, VideoLimits, is_video_path, read_clip
 from actiscope.errors import MediaReadError
 
 THUMB_SIDE = 16
@@ -48,8 +50,8 @@ class FileScan:
         return self.error is None
 
 
-def scan_file(path: str | Path) -> FileScan:
-    """Hash and (for images) fully decode one file; never raises for a bad file."""
+def scan_file(path: str | Path, limits: VideoLimits = DEFAULT_LIMITS) -> FileScan:
+    """Hash and fully decode one file (a clip: within `limits`); never raises for a bad file."""
     path = str(path)
     try:
         data = Path(path).read_bytes()
@@ -59,33 +61,36 @@ def scan_file(path: str | Path) -> FileScan:
     if not data:
         return FileScan(path, 0, md5, error="empty file (0 bytes)")
     if is_video_path(Path(path)):
-        return _scan_clip(path, len(data), md5)
+        return _scan_clip(path, len(data), md5, limits)
     if not is_image_path(Path(path)):
         return FileScan(path, len(data), md5)
     buffer = io.BytesIO(data)
     buffer.name = path
     try:
-        rgb = load_image(buffer)
+        decoded = decode_image(buffer)
     except ImageReadError as exc:
         return FileScan(path, len(data), md5, error=exc.reason)
-    with Image.open(io.BytesIO(data)) as header:  # the stored mode, before conversion to RGB
-        mode, fmt = header.mode, header.format
-    thumb = rgb.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
-    return FileScan(path, len(data), md5, difference_hash(rgb), thumb, rgb.width, rgb.height, mode, fmt)
+    rgb = decoded.image
+    return FileScan(path, len(data), md5, difference_hash(rgb), thumbnail(rgb), rgb.width, rgb.height,
+                    decoded.mode, decoded.format)  # fmt: skip
 
 
-def _scan_clip(path: str, size: int, md5: str) -> FileScan:
+def _scan_clip(path: str, size: int, md5: str, limits: VideoLimits) -> FileScan:
     """Decode a clip through the video layer; its middle frame stands in for it in duplicate search (a
     re-encoded copy of a clip, or clips cut from one recording, look alike there)."""
     try:
-        clip = read_clip(path, 64, 3)
+        clip = read_clip(path, 64, 3, limits=limits)
     except MediaReadError as exc:
         return FileScan(path, size, md5, error=exc.reason)
     info = clip.info
     middle = Image.fromarray(clip.pixels[1])
-    thumb = middle.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
-    return FileScan(path, size, md5, difference_hash(middle), thumb, info.width, info.height,
+    return FileScan(path, size, md5, difference_hash(middle), thumbnail(middle), info.width, info.height,
                     format=info.codec, duration=round(info.duration, 3), fps=round(info.fps, 3))  # fmt: skip
+
+
+def thumbnail(image: Image.Image) -> bytes:
+    """The THUMB_SIDE x THUMB_SIDE greyscale pixels that confirm a hash match (see thumbnails_match)."""
+    return image.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
 
 
 def difference_hash(image: Image.Image) -> int:
@@ -95,13 +100,16 @@ def difference_hash(image: Image.Image) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def scan_files(paths: Sequence[str | Path], workers: int | None = None) -> list[FileScan]:
+def scan_files(
+    paths: Sequence[str | Path], workers: int | None = None, *, limits: VideoLimits = DEFAULT_LIMITS
+) -> list[FileScan]:
     """scan_file over many paths, in parallel when it is worth starting processes."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(paths) < 64:
-        return [scan_file(p) for p in paths]
+        return [scan_file(p, limits) for p in paths]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(scan_file, paths, chunksize=max(8, len(paths) // (workers * 8))))
+        chunksize = max(8, len(paths) // (workers * 8))
+        return list(pool.map(scan_file, paths, itertools.repeat(limits), chunksize=chunksize))
 
 
 def duplicate_groups(scans: Sequence[FileScan], max_distance: int = 4) -> list[list[int]]:
@@ -111,33 +119,33 @@ def duplicate_groups(scans: Sequence[FileScan], max_distance: int = 4) -> list[l
     the search stays near linear, and thumbnails that correlate. The hash alone is not enough: on
     flat studio backgrounds unrelated photos share most gradient signs.
     """
-    parent = list(range(len(scans)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        parent[find(i)] = find(j)
-
     by_md5: dict[str, list[int]] = defaultdict(list)
     for i, scan in enumerate(scans):
         if scan.ok and scan.md5:
             by_md5[scan.md5].append(i)
-    for members in by_md5.values():
-        for j in members[1:]:
-            union(members[0], j)
+    together: list[Sequence[int]] = list(by_md5.values())
     if max_distance >= 0:
-        for a, b in _near_candidates(scans, max_distance):
-            if find(a) != find(b) and thumbnails_match(scans[a], scans[b]):
-                union(a, b)
+        together += [
+            (a, b)
+            for a, b in _near_candidates(scans, max_distance)
+            # the same bytes are together already; the thumbnail test is for the rest
+            if scans[a].md5 != scans[b].md5 and thumbnails_match(scans[a], scans[b])
+        ]
+    return [g for g in connected_groups(len(scans), together) if len(g) > 1]
 
+
+def connected_groups(count: int, together: Iterable[Sequence[int]]) -> list[list[int]]:
+    """Partition 0..count-1 so that the members of each of `together` (a pair, or a longer group) end
+    up in one group, and groups that share a member merge: the connected components of that graph.
+    Each group is in ascending order, the groups by their first index; an index nothing links stands
+    alone (a group of one)."""
+    links = np.array([(g[0], j) for g in together for j in g[1:]], dtype=np.intp).reshape(-1, 2)
+    graph = coo_array((np.ones(len(links), dtype=np.int8), (links[:, 0], links[:, 1])), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
     groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(scans)):
-        groups[find(i)].append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+    for i, label in enumerate(labels.tolist()):
+        groups[label].append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
 
 
 def _near_candidates(scans: Sequence[FileScan], max_distance: int) -> set[tuple[int, int]]:

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from actiscope.data.formats import Dataset, Sample
-from actiscope.data.scan import FileScan, duplicate_groups, scan_files
+from actiscope.data.scan import FileScan, connected_groups, duplicate_groups, scan_files
+from actiscope.data.video import DEFAULT_LIMITS, VideoLimits
 from actiscope.errors import DataError
 from actiscope.files import atomic_write_text
 
@@ -90,11 +91,13 @@ def make_split(
     max_distance: int = 4,
     workers: int | None = None,
     scans: list[FileScan] | None = None,
+    limits: VideoLimits = DEFAULT_LIMITS,
 ) -> SplitManifest:
     """Split `dataset` into train/val/test, stratified by class, duplicates kept in one split.
 
     A layout that defines its own split (train/test folders, Stanford 40) keeps it; val is then
-    carved out of train, and train copies of val/test images are dropped (they would leak).
+    carved out of train, and train copies of val/test images are dropped (they would leak). `scans`:
+    the files already scanned (else they are scanned here, clips within `limits`).
     """
     for name, value in (("--val", val), ("--test", test)):
         if not 0 <= value < 1:
@@ -104,7 +107,8 @@ def make_split(
     if not dataset.labelled:
         raise DataError(f"{dataset.root}: the dataset has no labels, so it cannot be split for training")
 
-    scans = scans if scans is not None else scan_files([s.path for s in dataset.samples], workers=workers)
+    if scans is None:
+        scans = scan_files([s.path for s in dataset.samples], workers=workers, limits=limits)
     dropped = [{"path": s.path, "reason": s.error} for s in scans if s.error is not None]
     usable = [i for i, s in enumerate(scans) if s.ok and dataset.samples[i].label is not None]
     units = _units(usable, [scans[i] for i in usable], max_distance)
@@ -141,26 +145,14 @@ def make_split(
 def _units(indices: list[int], scans: list[FileScan], max_distance: int) -> list[tuple[int, ...]]:
     """Indivisible groups of sample indices: a duplicate group is one unit, so are the clips of one UCF
     group (`v_<Class>_g<group>_c<clip>`: same actors and background); others stand alone."""
-    owner = {i: i for i in indices}
-
-    def find(i: int) -> int:
-        while owner[i] != i:
-            i = owner[i]
-        return i
-
-    groups = [[indices[j] for j in g] for g in duplicate_groups(scans, max_distance=max_distance)]
-    by_recording: dict[str, list[int]] = defaultdict(list)
-    for i, scan in zip(indices, scans, strict=True):
+    by_recording: dict[str, list[int]] = defaultdict(list)  # positions in `indices`, like the groups
+    for n, scan in enumerate(scans):
         match = UCF_NAME.match(Path(scan.path).stem)
         if match:
-            by_recording[f"{match['action'].lower()}/{match['group']}"].append(i)
-    for members in [*groups, *by_recording.values()]:
-        for j in members[1:]:
-            owner[find(j)] = find(members[0])
-    units: dict[int, list[int]] = defaultdict(list)
-    for i in indices:
-        units[find(i)].append(i)
-    return sorted(tuple(sorted(u)) for u in units.values())
+            by_recording[f"{match['action'].lower()}/{match['group']}"].append(n)
+    together = [*duplicate_groups(scans, max_distance=max_distance), *by_recording.values()]
+    units = connected_groups(len(indices), together)
+    return sorted(tuple(sorted(indices[n] for n in unit)) for unit in units)
 
 
 def _keep_predefined(

@@ -2,6 +2,8 @@
 
 Everything that reads video (inspect, the clip cache, the Predictor, the web app) goes through
 `probe_video` and `read_clip`, so corrupt files, audio-only files and oversized clips are handled once.
+Their limits are a parameter (`VideoLimits`, default numbers unless the caller passes others); only the
+edges (the CLI, the web settings) build them from the environment, with `VideoLimits.from_env()`.
 
 A clip becomes a *pool* of frames at evenly spaced positions, resized (squashed, like images) to the
 model's size. Training, evaluation and prediction then pick the model's frames from the pool with
@@ -37,7 +39,8 @@ def is_video_path(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """Checked on the header, before a frame is decoded. Set from the environment (`from_env`)."""
+    """Checked on the header, before a frame is decoded. The edges (CLI, web settings) may build them
+    from the environment with `from_env`; nothing in the data layer reads the environment itself."""
 
     max_seconds: float = 600.0
     max_side: int = 4096
@@ -45,6 +48,9 @@ class VideoLimits:
 
     @classmethod
     def from_env(cls) -> VideoLimits:
+        """ACTISCOPE_MAX_CLIP_SECONDS / _SIDE / _FRAMES, each falling back to the default when unset or
+        not a number. For the edges only: library code takes a VideoLimits parameter instead."""
+
         def number(name: str, default: float) -> float:
             try:
                 return float(os.environ.get(name, default))
@@ -56,6 +62,9 @@ class VideoLimits:
             int(number("ACTISCOPE_MAX_CLIP_SIDE", cls.max_side)),
             int(number("ACTISCOPE_MAX_CLIP_FRAMES", cls.max_frames)),
         )
+
+
+DEFAULT_LIMITS = VideoLimits()
 
 
 @dataclass(frozen=True)
@@ -129,11 +138,11 @@ def _info(container, name: str, limits: VideoLimits) -> VideoInfo:  # type: igno
     return info
 
 
-def probe_video(source: VideoSource, limits: VideoLimits | None = None) -> VideoInfo:
+def probe_video(source: VideoSource, limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo:
     """Duration, frame count, size and codec from the header; raises VideoReadError for a bad file."""
     container = _open(source)
     try:
-        return _info(container, _name(source), limits or VideoLimits.from_env())
+        return _info(container, _name(source), limits)
     finally:
         container.close()
 
@@ -144,7 +153,7 @@ def read_clip(
     positions: int | None = None,
     *,
     every: int = 1,
-    limits: VideoLimits | None = None,
+    limits: VideoLimits = DEFAULT_LIMITS,
 ) -> Clip:
     """Decode `source` to `positions` evenly spaced frames (or, with None, every `every`-th frame),
     each resized to size x size (or (width, height)) RGB uint8. Frames not kept are decoded, not converted.
@@ -155,7 +164,6 @@ def read_clip(
     import av
 
     name = _name(source)
-    limits = limits or VideoLimits.from_env()
     container = _open(source)
     try:
         info = _info(container, name, limits)
@@ -219,12 +227,14 @@ def sample_frames(
     return np.clip(picks.astype(int), 0, pool_length - 1)
 
 
-def clip_frames(source: VideoSource | np.ndarray, size: int, frames: int) -> np.ndarray:
+def clip_frames(
+    source: VideoSource | np.ndarray, size: int, frames: int, *, limits: VideoLimits = DEFAULT_LIMITS
+) -> np.ndarray:
     """The model input of a clip as (frames, S, S, 3) uint8: the evaluation frames of its pool. The
     clip is a file, an upload, or its frames in memory as a (T, H, W, 3) array (then pooled and resized
-    the same way, by FFmpeg's scaler)."""
+    the same way, by FFmpeg's scaler; `limits` apply to files and uploads)."""
     if not isinstance(source, np.ndarray):
-        pool = read_clip(source, size, pool_size(frames)).pixels
+        pool = read_clip(source, size, pool_size(frames), limits=limits).pixels
         return pool[sample_frames(len(pool), frames)]
     if source.ndim != 4 or source.shape[-1] != 3 or not len(source):
         raise VideoReadError("<array>", f"a clip array is (frames, height, width, 3), not {source.shape}")
@@ -256,9 +266,11 @@ def window_frames(clip: Clip, start: float, end: float, frames: int) -> np.ndarr
     return clip.pixels[inside[sample_frames(len(inside), frames)]]
 
 
-def preview_frame(source: VideoSource, longest: int = 256) -> np.ndarray:
+def preview_frame(
+    source: VideoSource, longest: int = 256, *, limits: VideoLimits = DEFAULT_LIMITS
+) -> np.ndarray:
     """The middle frame of a clip at its own aspect ratio, for thumbnails and reports."""
-    info = probe_video(source)
+    info = probe_video(source, limits)
     scale = longest / max(info.width, info.height)
     size = (max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2))
-    return read_clip(source, size, 3).pixels[1]
+    return read_clip(source, size, 3, limits=limits).pixels[1]
