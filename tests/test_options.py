@@ -152,12 +152,13 @@ def test_bad_values_are_one_line_config_errors(changes: dict[str, Any], message:
         TrainOptions.from_flat(data="d").override(**changes)
 
 
-def test_groups_validate_themselves() -> None:
+def test_groups_validate_themselves_and_the_whole_what_spans_groups() -> None:
     with pytest.raises(ConfigError, match="--optimizer 'lion'"):
         OptimOptions(optimizer="lion")  # type: ignore[arg-type]  # the wrong value is the point
-    with pytest.raises(ConfigError, match="--mode finetune transfers"):
-        ModelOptions(mode="finetune")
-    assert ModelOptions(mode="finetune", weights="imagenet").mode == "finetune"
+    finetune = OptimOptions(mode="finetune")  # the LightningModule's part alone: no weights in it
+    with pytest.raises(ConfigError, match="--mode finetune transfers pretrained weights"):
+        TrainOptions(DataOptions("d"), optim=finetune)
+    assert TrainOptions(DataOptions("d"), ModelOptions(weights="imagenet"), finetune).optim.mode == "finetune"
 
 
 def test_flat_view_and_override() -> None:
@@ -176,7 +177,7 @@ def test_flat_view_and_override() -> None:
 
 def test_pretrained_weights_bring_the_finetune_recipe() -> None:
     options, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet")
-    assert options.model.mode == "finetune" and line.startswith("recipe: finetune from imagenet weights (")
+    assert options.optim.mode == "finetune" and line.startswith("recipe: finetune from imagenet weights (")
     flat = options.flat()
     for key, value in RECIPES["finetune"].items():
         assert flat[key] == value
@@ -191,7 +192,7 @@ def test_pretrained_weights_bring_the_finetune_recipe() -> None:
     assert "lr" not in line.replace("backbone-lr", "") and "image-size" not in line  # the user's own
     linear, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet", mode="linear")
     assert (
-        linear.model.mode == "linear" and linear.optim.views == RECIPES["linear"]["views"] and "views" in line
+        linear.optim.mode == "linear" and linear.optim.views == RECIPES["linear"]["views"] and "views" in line
     )
     scratch, line = TrainOptions.recipe("data", model="mobilenet_v2")
     assert scratch == TrainOptions.from_flat(data="data", model="mobilenet_v2") and line == ""
@@ -254,11 +255,15 @@ def test_an_old_flat_config_yaml_loads_to_the_same_values() -> None:
         cache=False,
         workers=4,
     )
-    assert options.model == ModelOptions(
-        architecture="mobilenet_v2", weights="imagenet", mode="finetune", image_size=160
-    )
+    assert options.model == ModelOptions(architecture="mobilenet_v2", weights="imagenet", image_size=160)
     assert options.optim == OptimOptions(
-        epochs=CLOCK_EPOCHS, lr=0.003, weight_decay=0.01, label_smoothing=0.1, head_epochs=10, freeze=0.2
+        mode="finetune",
+        epochs=CLOCK_EPOCHS,
+        lr=0.003,
+        weight_decay=0.01,
+        label_smoothing=0.1,
+        head_epochs=10,
+        freeze=0.2,
     )
     assert options.trainer == TrainerOptions(time_limit=30.0, channels_last=False, seed=3, early_stopping=5)
     assert options.output == OutputOptions(name="mnv2-har15", export="onnx")

@@ -107,6 +107,7 @@ def _check_positive(**values: float) -> None:
             raise ConfigError(f"{_flag(key)} must be positive, got {value}")
 
 
+# one sentence for the three counts that may be 0, in whichever group, as before the options were grouped
 _NOT_NEGATIVE = "--workers, --early-stopping and --head-epochs cannot be negative"
 
 
@@ -153,7 +154,7 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """The architecture, its input size and the weights it starts from."""
+    """The architecture, its input size and the weights it starts from: what building the network takes."""
 
     architecture: str = field(
         default="simple-cnn",
@@ -164,13 +165,6 @@ class ModelOptions:
         metadata={
             "help": "none | imagenet | auto (imagenet where it can be had here, else none) | PATH to a state-dict "
             "file (torchvision or timm key names)"
-        },
-    )
-    mode: Mode = field(
-        default="scratch",
-        metadata={
-            "help": "scratch, linear (frozen backbone, cached features) or finetune; --weights makes finetune "
-            "the default"
         },
     )
     image_size: int | None = field(
@@ -189,16 +183,20 @@ class ModelOptions:
             raise ConfigError(f"--frames {self.frames} must be between 1 and 512")
         if not 0 <= self.drop_rate < 1:
             raise ConfigError(f"--drop-rate must be in [0, 1), got {self.drop_rate}")
-        if self.mode in ("linear", "finetune") and self.weights == "none":
-            raise ConfigError(
-                f"--mode {self.mode} transfers pretrained weights: give --weights imagenet or PATH"
-            )
 
 
 @dataclass(frozen=True)
 class OptimOptions:
-    """How the weights learn: the loss, the optimiser and its schedule, and what transfer learning trains."""
+    """How the weights learn: what transfer learning trains (mode), the loss, the optimiser and its
+    schedule: what the LightningModule takes."""
 
+    mode: Mode = field(
+        default="scratch",
+        metadata={
+            "help": "scratch, linear (frozen backbone, cached features) or finetune; --weights makes finetune "
+            "the default"
+        },
+    )
     epochs: int = field(
         default=10,
         metadata={"help": "training epochs (under --time-limit a recipe leaves them to the clock)"},
@@ -309,13 +307,20 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Everything `actiscope train` takes; each group validates itself on creation."""
+    """Everything `actiscope train` takes; each group validates itself on creation, and this checks what
+    spans two groups."""
 
     data: DataOptions
     model: ModelOptions = field(default_factory=ModelOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
     trainer: TrainerOptions = field(default_factory=TrainerOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
+
+    def __post_init__(self) -> None:
+        if self.optim.mode in ("linear", "finetune") and self.model.weights == "none":
+            raise ConfigError(
+                f"--mode {self.optim.mode} transfers pretrained weights: give --weights imagenet or PATH"
+            )
 
     @classmethod
     def from_flat(cls, **values: Any) -> TrainOptions:
