@@ -16,7 +16,8 @@ from urllib.error import URLError
 
 import torch
 
-from actiscope.models.registry import ActionModel, ModelEntry, get_entry, list_models
+from actiscope.models.entry import ModelEntry
+from actiscope.models.registry import ActionModel, get_entry, list_models
 from actiscope.models.store import StoredWeights, WeightsError, WeightsStore, sha256_file, weights_store
 
 log = logging.getLogger(__name__)
