@@ -49,3 +49,12 @@ class ModelEntry:
     # The hub's own cached copy of those weights, found without network: (which cache, file) or None.
     hub_file: Callable[[], tuple[str, Path] | None] | None = None
     weights_of: str = ""  # the entry whose published weights these are, when another's (per-frame models)
+
+    @property
+    def weights_owner(self) -> str:
+        """The architecture the published weights belong to: what the store files them under."""
+        return self.weights_of or self.name
+
+    def hub_cached(self) -> tuple[str, Path] | None:
+        """The hub's cached copy of the published weights, (which cache, file), or None (no network)."""
+        return self.hub_file() if self.hub_file else None
