@@ -172,5 +172,12 @@ def timm_entry(name: str) -> ModelEntry:
         )
         return ("timm hub cache", found) if found else None
 
-    return ModelEntry(f"timm/{name}", "image", build, data_config, f"{name} (timm)", pretrained,
-                      hub_file=cached if cfg else None)  # fmt: skip
+    return ModelEntry(
+        f"timm/{name}",
+        "image",
+        build,
+        data_config,
+        f"{name} (timm)",
+        pretrained,
+        hub_file=cached if cfg else None,
+    )

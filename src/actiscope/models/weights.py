@@ -52,8 +52,12 @@ def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | No
         provenance = _provenance("file", f"file {path}", path)
         source = str(path)
     report = replace(apply_state_dict(model, state, source), provenance=provenance)
-    log.info("loaded %d backbone tensors from %s (head %s)", report.loaded, source,
-             "loaded" if report.head_loaded else "new: class count differs")  # fmt: skip
+    log.info(
+        "loaded %d backbone tensors from %s (head %s)",
+        report.loaded,
+        source,
+        "loaded" if report.head_loaded else "new: class count differs",
+    )
     return report
 
 
@@ -88,8 +92,11 @@ def hub_state_dict(
             "or pass it with --weights PATH, or train with --weights none"
         ) from None
     downloaded = entry.hub_cached()  # the hub's copy of what it just fetched
-    return state, (_provenance(name, "download", downloaded[1]) if downloaded else
-                   {"name": name, "source": "download", "sha256": "", "file": ""})  # fmt: skip
+    return state, (
+        _provenance(name, "download", downloaded[1])
+        if downloaded
+        else {"name": name, "source": "download", "sha256": "", "file": ""}
+    )
 
 
 def resolve_auto(architecture: str, store: WeightsStore | None = None) -> tuple[str, str]:
@@ -149,7 +156,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raw = raw[key]
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsError(f"{path}: holds no state dict of tensors")
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source: str) -> LoadReport:
