@@ -3,18 +3,27 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actiscope.models.registry import (
-    REGISTRY,
-    UnknownModelError,
-    create_model,
-    get_entry,
-    list_models,
-    register,
-)
+from actiscope.models.entry import UnknownModelError
+from actiscope.models.registry import REGISTRY, create_model, get_entry, list_models, register
 
-EXPECTED = {"simple-cnn", "vgg16", "resnet18", "resnet50", "googlenet", "densenet121", "efficientnet_b0",
-            "efficientnet_b3", "mobilenet_v3_large", "convnext_tiny", "mobilenet_v2", "squeezenet1_0",
-            "squeezenet1_1", "shufflenet_v2_x1_0", "regnet_y_400mf", "mnasnet1_0"}  # fmt: skip
+EXPECTED = {
+    "simple-cnn",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "googlenet",
+    "densenet121",
+    "efficientnet_b0",
+    "efficientnet_b3",
+    "mobilenet_v3_large",
+    "convnext_tiny",
+    "mobilenet_v2",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "regnet_y_400mf",
+    "mnasnet1_0",
+}
 
 
 def test_registry_lists_every_required_architecture() -> None:

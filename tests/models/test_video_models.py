@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from actiscope.cli import main
-from actiscope.models.registry import UnknownModelError, create_model, example_input, get_entry, list_models
+from actiscope.models.entry import UnknownModelError
+from actiscope.models.registry import create_model, example_input, get_entry, list_models
 from actiscope.models.weights import WeightsError, load_weights
 
 VIDEO_MODELS = ["convlstm", "cnn-lstm", "cnn-gru", "frame-avg", "r3d_18", "r2plus1d_18", "mc3_18"]
@@ -61,6 +62,8 @@ def test_per_frame_network_is_any_image_model() -> None:
         get_entry("cnn-lstm:resnet19")
     with pytest.raises(UnknownModelError, match="must be an image model"):
         get_entry("frame-avg:r3d_18")
+    with pytest.raises(UnknownModelError, match=r"unknown model 'r3d_18:resnet18': did you mean .*r3d_18"):
+        get_entry("r3d_18:resnet18")  # a 3D CNN has no per-frame network to choose
 
 
 def test_kinetics_weights_from_a_local_file(tmp_path: Path) -> None:

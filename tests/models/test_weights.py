@@ -33,7 +33,8 @@ def test_torchvision_file_loads_every_layer_but_a_mismatched_head(tmp_path: Path
     assert torch.equal(model.head.weight, head_before)  # the 1000-class head was dropped
 
     same_size = create_model("resnet18", num_classes=1000)
-    assert load_weights(same_size, str(path)).head_loaded  # type: ignore[union-attr]
+    report = load_weights(same_size, str(path))
+    assert report is not None and report.head_loaded
     assert torch.equal(same_size.head.weight, reference.fc.weight)
 
 
@@ -45,7 +46,8 @@ def test_timm_key_names_and_safetensors_and_lightning_prefixes(tmp_path: Path) -
     path = tmp_path / "timm.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
     model = create_model("timm/resnet18", num_classes=10)
-    assert load_weights(model, str(path)).head_loaded  # type: ignore[union-attr]
+    report = load_weights(model, str(path))
+    assert report is not None and report.head_loaded
     assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
 
     # A Lightning checkpoint of our own module: {"state_dict": {"model.backbone...": ...}}
@@ -53,7 +55,8 @@ def test_timm_key_names_and_safetensors_and_lightning_prefixes(tmp_path: Path) -
     ckpt = tmp_path / "run.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in ours.state_dict().items()}, "epoch": 3}, ckpt)
     fresh = create_model("simple-cnn", num_classes=3)
-    assert load_weights(fresh, str(ckpt)).head_loaded  # type: ignore[union-attr]
+    report = load_weights(fresh, str(ckpt))
+    assert report is not None and report.head_loaded
     assert _tensors_equal(fresh.state_dict(), ours.state_dict())
 
 
@@ -124,8 +127,12 @@ def test_imported_imagenet_file_is_found_offline(
     assert torch.equal(model.head.weight, head_before)  # 1000 ImageNet classes vs our 15: a new head
     reference = load_file(str(source))
     assert all(torch.equal(v, reference[k]) for k, v in model.backbone.state_dict().items())
-    assert report.provenance == {"name": "imagenet", "source": "actiscope store", "sha256": sha,
-                                 "file": str(store / "mobilenet_v2-imagenet.safetensors")}  # fmt: skip
+    assert report.provenance == {
+        "name": "imagenet",
+        "source": "actiscope store",
+        "sha256": sha,
+        "file": str(store / "mobilenet_v2-imagenet.safetensors"),
+    }
     assert weights_provenance(report) == report.provenance
     assert weights_provenance(None) == {"name": "none", "source": "none"}
 
@@ -194,9 +201,11 @@ def test_torchvision_hub_cache_comes_first_then_the_store(offline_weights: Path)
     report = load_weights(model, "imagenet")
     assert torch.equal(model.backbone.features[0].weight, cached.features[0].weight)
     assert report is not None and report.provenance == {
-        "name": "imagenet", "source": "torchvision hub cache", "sha256": sha256_file(cache_file),
+        "name": "imagenet",
+        "source": "torchvision hub cache",
+        "sha256": sha256_file(cache_file),
         "file": str(cache_file),
-    }  # fmt: skip
+    }
     cache_file.unlink()
     report = load_weights(model, "imagenet")
     assert torch.equal(model.backbone.features[0].weight, stored.features[0].weight)

@@ -1,5 +1,6 @@
-"""Model registry and the one model interface every architecture exposes."""
+"""Architectures behind one interface.
 
-from actiscope.models.registry import ModelEntry, create_model, get_entry, list_models
-
-__all__ = ["ModelEntry", "create_model", "get_entry", "list_models"]
+`entry` (the types an architecture registers) <- `image` <- `video` <- `registry` (names to entries,
+`create_model`) <- `weights` (pretrained weights, found through `store`). This file imports none of
+them: import the module you need.
+"""

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from actiscope.data.config import DataConfig
-from actiscope.models.registry import (
-    Backbone,
-    ModelEntry,
-    UnknownModelError,
-    register,
-)
+from actiscope.models.entry import Backbone, ModelEntry, UnknownModelError
 from actiscope.models.store import hf_hub_file, torch_hub_file, torchvision_cached
 
 
@@ -47,12 +43,14 @@ class SimpleCNN(nn.Module):
         return self.pool(self.features(x))
 
 
-@register(
-    "simple-cnn", data_config=DataConfig(128), description="small custom CNN (8 conv layers), the baseline"
-)
 def simple_cnn() -> Backbone:
     net = SimpleCNN()
     return Backbone(net, net.num_features, classifier="", cam_layer="features")
+
+
+SIMPLE_CNN = ModelEntry(
+    "simple-cnn", "image", simple_cnn, DataConfig(128), "small custom CNN (8 conv layers), the baseline"
+)
 
 
 # name: (classifier path in torchvision's model, Grad-CAM layer, default input size, description)
@@ -101,21 +99,45 @@ def _torchvision_backbone(name: str) -> Backbone:
     return Backbone(net, head.in_features, classifier=classifier, cam_layer=cam_layer)
 
 
-def _torchvision_pretrained(name: str) -> dict[str, torch.Tensor]:
+def _torchvision_weights(name: str) -> dict[str, torch.Tensor]:
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
     return weights.get_state_dict(progress=True, check_hash=True)
 
 
-for _name, (_, _, _size, _description) in TORCHVISION_MODELS.items():
-    register(
-        _name,
-        data_config=DataConfig(_size),
-        description=f"{_description} (torchvision)",
-        pretrained=functools.partial(_torchvision_pretrained, _name),
-        hub_file=functools.partial(torchvision_cached, _name),
-    )(functools.partial(_torchvision_backbone, _name))
+def torchvision_entry(
+    name: str,
+    kind: str,
+    build: Callable[[], Backbone],
+    data_config: DataConfig,
+    description: str,
+    pretrained_name: str = "imagenet",
+) -> ModelEntry:
+    """A torchvision architecture, image or video: its default published weights come from torchvision's
+    hub and are found offline where torchvision caches them."""
+    return ModelEntry(
+        name,
+        kind,
+        build,
+        data_config,
+        f"{description} (torchvision)",
+        pretrained=functools.partial(_torchvision_weights, name),
+        pretrained_name=pretrained_name,
+        hub_file=functools.partial(torchvision_cached, name),
+    )
+
+
+# The image architectures, in the order `actiscope models` lists them.
+ENTRIES: tuple[ModelEntry, ...] = (
+    SIMPLE_CNN,
+    *(
+        torchvision_entry(
+            name, "image", functools.partial(_torchvision_backbone, name), DataConfig(size), description
+        )
+        for name, (_, _, size, description) in TORCHVISION_MODELS.items()
+    ),
+)
 
 
 def timm_entry(name: str) -> ModelEntry:
@@ -150,5 +172,12 @@ def timm_entry(name: str) -> ModelEntry:
         )
         return ("timm hub cache", found) if found else None
 
-    return ModelEntry(f"timm/{name}", "image", build, data_config, f"{name} (timm)", pretrained,
-                      hub_file=cached if cfg else None)  # fmt: skip
+    return ModelEntry(
+        f"timm/{name}",
+        "image",
+        build,
+        data_config,
+        f"{name} (timm)",
+        pretrained,
+        hub_file=cached if cfg else None,
+    )

@@ -1,15 +1,16 @@
 """One registry for every architecture, image and video.
 
-A plain dict filled by `register`; a duplicate name is an error; `create_model(name, num_classes)`
-builds any entry behind the same interface (`ActionModel`), and a typo gets the closest names.
-`timm/<name>` reaches any timm model without registering it.
+A plain dict filled with the entries the image and video modules list (and by `register`, for one
+more); a duplicate name is an error; `create_model(name, num_classes)` builds any entry behind the same
+interface (`ActionModel`), and a typo gets the closest names. `timm/<name>` reaches any timm model,
+and `cnn-lstm:<image model>` any per-frame network, without registering them.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,43 +18,17 @@ from torch import nn
 
 from actiscope.data.config import DataConfig
 from actiscope.errors import ActiscopeError
-
-
-class UnknownModelError(ActiscopeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A feature extractor that returns pooled features of size `num_features`.
-
-    `classifier` names the key prefix the original architecture's classifier had in its own state
-    dict (torchvision `fc`, timm `head.fc`, ...): pretrained weights under that name go to our head.
-    `cam_layer` is the module Grad-CAM hooks, as a dotted path inside the backbone.
-    """
-
-    module: nn.Module
-    num_features: int
-    classifier: str
-    cam_layer: str
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    kind: str  # "image" or "video"
-    build: Callable[[], Backbone]
-    data_config: DataConfig
-    description: str
-    pretrained: Callable[[], dict[str, torch.Tensor]] | None = None  # hub weights (downloads when online)
-    pretrained_name: str = "imagenet"  # what `--weights NAME` asks the hub for (video: kinetics)
-    pretrained_scope: str = ""  # key prefix the hub weights fill (a video model's per-frame network)
-    # The hub's own cached copy of those weights, found without network: (which cache, file) or None.
-    hub_file: Callable[[], tuple[str, Path] | None] | None = None
-    weights_of: str = ""  # the entry whose published weights these are, when another's (per-frame models)
-
+from actiscope.models import image, video
+from actiscope.models.entry import Backbone, ModelEntry, UnknownModelError
 
 REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_entry(entry: ModelEntry) -> ModelEntry:
+    if entry.name in REGISTRY:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
 
 
 def register(
@@ -67,36 +42,45 @@ def register(
     pretrained_scope: str = "",
     hub_file: Callable[[], tuple[str, Path] | None] | None = None,
 ) -> Callable[[Callable[[], Backbone]], Callable[[], Backbone]]:
+    """A decorator that registers the backbone builder it wraps under `name`."""
+
     def decorator(build: Callable[[], Backbone]) -> Callable[[], Backbone]:
-        if name in REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        REGISTRY[name] = ModelEntry(name, kind, build, data_config, description, pretrained,
-                                    pretrained_name, pretrained_scope, hub_file)  # fmt: skip
+        register_entry(
+            ModelEntry(
+                name,
+                kind,
+                build,
+                data_config,
+                description,
+                pretrained,
+                pretrained_name,
+                pretrained_scope,
+                hub_file,
+            )
+        )
         return build
 
     return decorator
 
 
+for _entry in (*image.ENTRIES, *video.ENTRIES):
+    register_entry(_entry)
+
+
 def get_entry(name: str) -> ModelEntry:
-    _load_builtin_models()
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith("timm/"):
-        from actiscope.models.image import timm_entry
-
-        return timm_entry(name.removeprefix("timm/"))
+        return image.timm_entry(name.removeprefix("timm/"))
     base, colon, frame_model = name.partition(":")
-    if colon and base in REGISTRY and REGISTRY[base].kind == "video":
-        from actiscope.models.video import per_frame_entry
-
-        return per_frame_entry(base, frame_model)
+    if colon and base in video.PER_FRAME:
+        return video.per_frame_entry(base, get_entry(frame_model))
     close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `actiscope models`"
     raise UnknownModelError(f"unknown model {name!r}: {hint} (any timm model works as timm/<name>)")
 
 
 def list_models(kind: str | None = None) -> list[ModelEntry]:
-    _load_builtin_models()
     return [e for e in REGISTRY.values() if kind is None or e.kind == kind]
 
 
@@ -186,8 +170,3 @@ def example_input(config: DataConfig, batch: int = 1) -> torch.Tensor:
     size = config.image_size
     shape = (batch, config.frames, 3, size, size) if config.frames else (batch, 3, size, size)
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
-
-
-def _load_builtin_models() -> None:
-    # Registration happens on first use, not at import of the package: importing actiscope stays cheap.
-    from actiscope.models import image, video  # noqa: F401

@@ -81,9 +81,14 @@ class WeightsStore:
                 metadata={"architecture": architecture},
             )
         record = StoredWeights(
-            architecture, name, target, sha256_file(target), str(origin.resolve()), sha256_file(origin),
+            architecture,
+            name,
+            target,
+            sha256_file(target),
+            str(origin.resolve()),
+            sha256_file(origin),
             datetime.now(UTC).isoformat(timespec="seconds"),
-        )  # fmt: skip
+        )
         fields = {k: v for k, v in asdict(record).items() if k != "file"}
         atomic_write_text(self._sidecar(architecture, name), json.dumps(fields, indent=2))
         return record

@@ -11,17 +11,18 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from actiscope.data.config import DataConfig
-from actiscope.models.registry import Backbone, ModelEntry, UnknownModelError, get_entry, register
-from actiscope.models.store import torchvision_cached
+from actiscope.models.entry import Backbone, ModelEntry, UnknownModelError
+from actiscope.models.image import SIMPLE_CNN, torchvision_entry
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
-DEFAULT_FRAME_MODEL = "simple-cnn"
+DEFAULT_FRAME_MODEL = SIMPLE_CNN
 
 
 class ConvLSTMCell(nn.Module):
@@ -65,12 +66,6 @@ class ConvLSTM(nn.Module):
         return sequence[-1].mean((2, 3))
 
 
-@register(
-    "convlstm",
-    kind="video",
-    data_config=DataConfig(64, frames=20),
-    description="stacked ConvLSTM cells with pooling and dropout (the seed's UCF50 model)",
-)
 def convlstm() -> Backbone:
     net = ConvLSTM()
     return Backbone(net, net.num_features, classifier="", cam_layer="")
@@ -107,19 +102,19 @@ PER_FRAME = {
 }
 
 
-def _per_frame_backbone(temporal: str, frame_model: str) -> Backbone:
-    frame = get_entry(frame_model).build()
+def _per_frame_backbone(temporal: str, build_frame: Callable[[], Backbone]) -> Backbone:
+    frame = build_frame()
     net = PerFrame(frame, temporal)
     cam = f"frame.{frame.cam_layer}" if frame.cam_layer else "frame"
     return Backbone(net, net.num_features, classifier="", cam_layer=cam)
 
 
-def per_frame_entry(base: str, frame_model: str) -> ModelEntry:
-    """`cnn-lstm:resnet18` and the like: the per-frame network is any image model in the registry."""
+def per_frame_entry(base: str, image: ModelEntry) -> ModelEntry:
+    """`cnn-lstm:resnet18` and the like: the per-frame network is any image model (the registry looks
+    `image` up, so that this module never imports it)."""
     temporal, description = PER_FRAME[base]
-    image = get_entry(frame_model)
     if image.kind != "image":
-        raise UnknownModelError(f"{base}:{frame_model}: the per-frame network must be an image model")
+        raise UnknownModelError(f"{base}:{image.name}: the per-frame network must be an image model")
     data_config = DataConfig(image.data_config.image_size, image.data_config.mean, image.data_config.std, 16)
     pretrained = None
     if image.pretrained is not None:
@@ -129,19 +124,17 @@ def per_frame_entry(base: str, frame_model: str) -> ModelEntry:
             return {f"frame.{k}": v for k, v in hub().items()}
 
     return ModelEntry(
-        f"{base}:{frame_model}", "video", functools.partial(_per_frame_backbone, temporal, frame_model),
-        data_config, f"{description} ({frame_model})", pretrained, image.pretrained_name, "frame.",
-        hub_file=image.hub_file, weights_of=image.name,
-    )  # fmt: skip
-
-
-for _name, (_temporal, _description) in PER_FRAME.items():
-    register(
-        _name,
-        kind="video",
-        data_config=DataConfig(112, frames=16),
-        description=f"{_description} (default {DEFAULT_FRAME_MODEL}; {_name}:IMAGE_MODEL for another)",
-    )(functools.partial(_per_frame_backbone, _temporal, DEFAULT_FRAME_MODEL))
+        f"{base}:{image.name}",
+        "video",
+        functools.partial(_per_frame_backbone, temporal, image.build),
+        data_config,
+        f"{description} ({image.name})",
+        pretrained,
+        image.pretrained_name,
+        "frame.",
+        hub_file=image.hub_file,
+        weights_of=image.name,
+    )
 
 
 def _time_second(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -167,19 +160,34 @@ def _torchvision_video(name: str) -> Backbone:
     return Backbone(net, num_features, classifier="fc", cam_layer="layer4")
 
 
-def _kinetics(name: str) -> dict[str, torch.Tensor]:
-    import torchvision
-
-    return torchvision.models.get_model_weights(name).DEFAULT.get_state_dict(progress=True, check_hash=True)
-
-
-for _name, _description in VIDEO_CNNS.items():
-    register(
-        _name,
-        kind="video",
-        data_config=DataConfig(112, KINETICS_MEAN, KINETICS_STD, frames=16),
-        description=f"{_description} (torchvision)",
-        pretrained=functools.partial(_kinetics, _name),
-        pretrained_name="kinetics",
-        hub_file=functools.partial(torchvision_cached, _name),
-    )(functools.partial(_torchvision_video, _name))
+# The video architectures, in the order `actiscope models` lists them.
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        "convlstm",
+        "video",
+        convlstm,
+        DataConfig(64, frames=20),
+        "stacked ConvLSTM cells with pooling and dropout (the seed's UCF50 model)",
+    ),
+    *(
+        ModelEntry(
+            name,
+            "video",
+            functools.partial(_per_frame_backbone, temporal, DEFAULT_FRAME_MODEL.build),
+            DataConfig(112, frames=16),
+            f"{description} (default {DEFAULT_FRAME_MODEL.name}; {name}:IMAGE_MODEL for another)",
+        )
+        for name, (temporal, description) in PER_FRAME.items()
+    ),
+    *(
+        torchvision_entry(
+            name,
+            "video",
+            functools.partial(_torchvision_video, name),
+            DataConfig(112, KINETICS_MEAN, KINETICS_STD, frames=16),
+            description,
+            pretrained_name="kinetics",
+        )
+        for name, description in VIDEO_CNNS.items()
+    ),
+)

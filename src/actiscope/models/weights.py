@@ -16,7 +16,8 @@ from urllib.error import URLError
 
 import torch
 
-from actiscope.models.registry import ActionModel, ModelEntry, get_entry, list_models
+from actiscope.models.entry import ModelEntry
+from actiscope.models.registry import ActionModel, get_entry, list_models
 from actiscope.models.store import StoredWeights, WeightsError, WeightsStore, sha256_file, weights_store
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,12 @@ def load_weights(model: ActionModel, spec: str | Path | None) -> LoadReport | No
         provenance = _provenance("file", f"file {path}", path)
         source = str(path)
     report = replace(apply_state_dict(model, state, source), provenance=provenance)
-    log.info("loaded %d backbone tensors from %s (head %s)", report.loaded, source,
-             "loaded" if report.head_loaded else "new: class count differs")  # fmt: skip
+    log.info(
+        "loaded %d backbone tensors from %s (head %s)",
+        report.loaded,
+        source,
+        "loaded" if report.head_loaded else "new: class count differs",
+    )
     return report
 
 
@@ -72,7 +77,7 @@ def hub_state_dict(
         raise WeightsError(
             f"{architecture} has no published {HUB_LABELS[name]} weights{has}; use --weights none or PATH"
         )
-    cached = entry.hub_file() if entry.hub_file else None
+    cached = entry.hub_cached()
     if cached is not None:
         return read_state_dict(cached[1]), _provenance(name, *cached)
     stored = _stored(entry, store or weights_store())
@@ -81,15 +86,17 @@ def hub_state_dict(
     try:
         state = entry.pretrained()
     except (URLError, OSError, ConnectionError, RuntimeError, ValueError) as exc:
-        owner = entry.weights_of or entry.name
         raise WeightsError(
             f"no {HUB_LABELS[name]} weights for {architecture} here and no network ({type(exc).__name__}): "
-            f"copy the file in and run `actiscope weights import FILE --model {owner}`, "
+            f"copy the file in and run `actiscope weights import FILE --model {entry.weights_owner}`, "
             "or pass it with --weights PATH, or train with --weights none"
         ) from None
-    downloaded = entry.hub_file() if entry.hub_file else None  # the hub's copy of what it just fetched
-    return state, (_provenance(name, "download", downloaded[1]) if downloaded else
-                   {"name": name, "source": "download", "sha256": "", "file": ""})  # fmt: skip
+    downloaded = entry.hub_cached()  # the hub's copy of what it just fetched
+    return state, (
+        _provenance(name, "download", downloaded[1])
+        if downloaded
+        else {"name": name, "source": "download", "sha256": "", "file": ""}
+    )
 
 
 def resolve_auto(architecture: str, store: WeightsStore | None = None) -> tuple[str, str]:
@@ -107,7 +114,7 @@ def resolve_auto(architecture: str, store: WeightsStore | None = None) -> tuple[
 
 def _stored(entry: ModelEntry, store: WeightsStore) -> StoredWeights | None:
     """The store's copy of `entry`'s weights, checked against the sha256 recorded at import."""
-    stored = store.lookup(entry.weights_of or entry.name, entry.pretrained_name)
+    stored = store.lookup(entry.weights_owner, entry.pretrained_name)
     if stored is not None and sha256_file(stored.file) != stored.sha256:
         raise WeightsError(
             f"{stored.file} changed since it was imported (sha256 differs from the sidecar's); "
@@ -149,7 +156,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raw = raw[key]
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsError(f"{path}: holds no state dict of tensors")
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 def apply_state_dict(model: ActionModel, state: dict[str, torch.Tensor], source: str) -> LoadReport:
@@ -267,8 +274,8 @@ def weights_availability(store: WeightsStore | None = None) -> list[Availability
                 rows.append(Availability(entry.name, "", "none published"))
             continue
         label = HUB_LABELS[entry.pretrained_name]
-        cached = entry.hub_file() if entry.hub_file else None
-        stored = None if cached else store.lookup(entry.weights_of or entry.name, entry.pretrained_name)
+        cached = entry.hub_cached()
+        stored = None if cached else store.lookup(entry.weights_owner, entry.pretrained_name)
         where = cached[0] if cached else f"store (sha256 {stored.sha256[:12]}…)" if stored else "downloadable"
         rows.append(Availability(entry.name, label, where))
     return rows
