@@ -1,43 +1,31 @@
-"""`actiscope compare`: several architectures, one split, one budget, one leaderboard.
-
-Each architecture trains on the same split.json with the same options and is evaluated on the same test
-images. A failure is written into its row and the others go on; a rerun skips finished architectures and
-continues an interrupted one from its last checkpoint.
+"""What `actiscope compare` measures and writes: one row per architecture's run, an ensemble of the best,
+and the leaderboard (csv, markdown, plot). The contest itself (training each architecture on one split)
+is the workflow layer's: workflows.compare.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from actiscope.config import TrainConfig
-from actiscope.data.formats import load_dataset
-from actiscope.data.split import make_split
-from actiscope.errors import ActiscopeError
 from actiscope.evaluate.metrics import classification_metrics
 from actiscope.evaluate.plots import plot_compare
 from actiscope.evaluate.report import evaluate, read_predictions
 from actiscope.files import atomic_output, atomic_write_text
-from actiscope.models.registry import create_model, get_entry
+from actiscope.models.registry import create_model
+from actiscope.predict import Predictor
+from actiscope.run import CompareDir, RunDir
 
 log = logging.getLogger(__name__)
 SELECT = ("accuracy", "macro_f1")
 SELECT_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-ROW_FILE = "compare.json"  # in each finished architecture's run directory
-
-
-class CompareError(ActiscopeError):
-    pass
 
 
 @dataclass
@@ -55,106 +43,23 @@ class Row:
     run: str = ""
 
 
-@dataclass
-class Comparison:
-    out: Path
-    rows: list[Row]
-    best: Row | None
-    ensemble: Row | None
-
-
-def compare(
-    base: TrainConfig, models: list[str], *, out: Path, select: str = "accuracy", ensemble: int = 0
-) -> Comparison:
-    """Train each of `models` with `base`'s data and options (its model, name and out are replaced)."""
-    if select not in SELECT:
-        raise CompareError(f"--select {select!r} is not one of: {', '.join(SELECT)}")
-    models = list(dict.fromkeys(m.strip() for m in models if m.strip()))
-    if len(models) < 2:
-        raise CompareError("--models needs at least two architectures, separated by commas")
-    for name in models:
-        get_entry(name)  # an unknown name fails here, before any training
-    if ensemble and not 2 <= ensemble <= len(models):
-        raise CompareError(f"--ensemble {ensemble}: give 2 to {len(models)} models to average (or 0)")
-    out.mkdir(parents=True, exist_ok=True)
-    split = _shared_split(base, out)
-
-    rows = []
-    for name in models:
-        rows.append(_run_one(base, name, out, split))
-        _write_leaderboard(out, rows, select, None)
-    done = sorted((r for r in rows if r.status == "done"), key=lambda r: -(getattr(r, select) or 0))
-    rows = done + [r for r in rows if r.status != "done"]
-    best = done[0] if done else None
-    if best is not None:
-        _keep_best(Path(best.run) / "model", out / "best")
-    blend = _ensemble(done[:ensemble], out, select) if ensemble and len(done) >= 2 else None
-    shown = [*done, *([blend] if blend else [])]
-    if shown:
-        plot_compare([(r.model, r.infer_ms or 0.0, getattr(r, select) or 0.0, r.params_m or 0.0) for r in shown],
-                     SELECT_NAMES[select], out / "compare.png")  # fmt: skip
-    _write_leaderboard(out, rows, select, blend)
-    return Comparison(out, rows, best, blend)
-
-
-def _shared_split(base: TrainConfig, out: Path) -> Path:
-    """One split for every architecture: the given one, or out/split.json (made once, reused on rerun)."""
-    if base.split:
-        return Path(base.split)
-    path = out / "split.json"
-    if not path.is_file():
-        dataset = load_dataset(base.data, base.format)
-        make_split(dataset, val=base.val, test=base.test, seed=base.seed).save(path)
-    return path
-
-
-def _run_one(base: TrainConfig, name: str, out: Path, split: Path) -> Row:
-    from actiscope.engine.fit import TrainingInterrupted, resume_config, train
-
-    run_dir = out / "runs" / name.replace("/", "-")
-    if (run_dir / ROW_FILE).is_file():
-        log.info("%s: finished in an earlier run, skipped", name)
-        return Row(**json.loads((run_dir / ROW_FILE).read_text(encoding="utf-8")))
-    try:
-        if not (run_dir / "model" / "model.json").is_file():
-            if (run_dir / "checkpoints" / "last.ckpt").is_file():
-                log.info("%s: continuing from its last checkpoint", name)
-                train(resume_config(run_dir), resume=run_dir)
-            else:
-                shutil.rmtree(run_dir, ignore_errors=True)
-                log.info("%s: training", name)
-                config = replace(
-                    base, model=name, split=str(split), out=str(run_dir.parent), name=run_dir.name
-                )
-                train(config)
-        row = _score(name, run_dir)
-    except TrainingInterrupted:
-        raise  # Ctrl-C stops the whole comparison; a rerun continues this architecture
-    except Exception as exc:  # one architecture's failure is its row, not the end of the contest
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        log.warning("%s failed: %s", name, reason)
-        return Row(name, f"failed: {reason}", run=str(run_dir))
-    atomic_write_text(run_dir / ROW_FILE, json.dumps(asdict(row), indent=1))
-    return row
-
-
-def _score(name: str, run_dir: Path) -> Row:
-    from actiscope.predict import Predictor
-
-    result = evaluate(run_dir, workers=0)
+def score_run(name: str, run: RunDir) -> Row:
+    """The leaderboard row of a finished run: its test metrics (evaluated now, into its eval folder), size,
+    cost and CPU latency."""
+    result = evaluate(run.path, workers=0)
     m = result.metrics
-    predictor = Predictor.load(run_dir)
+    predictor = Predictor.load(run.path)
     meta = predictor.meta
     model = create_model(name, len(meta.class_names), image_size=meta.image_size, frames=meta.frames).eval()
     params = sum(p.numel() for p in model.parameters())
     pixels = predictor.pixels(result.files[0])[None]
-    with open(run_dir / "history.csv", newline="", encoding="utf-8") as fh:
+    with open(run.history, newline="", encoding="utf-8") as fh:
         history = list(csv.DictReader(fh))
     return Row(
         model=name, status="done", accuracy=m["accuracy"], macro_f1=m["f1"]["macro"],
         params_m=round(params / 1e6, 3), gflops=round(_flops(model, torch.from_numpy(pixels)) / 1e9, 3),
         train_s=round(sum(float(r["seconds"]) for r in history), 1), epochs=len(history),
-        infer_ms=round(_latency_ms(predictor, pixels), 2), backend=predictor.backend, run=str(run_dir),
+        infer_ms=round(_latency_ms(predictor, pixels), 2), backend=predictor.backend, run=str(run.path),
     )  # fmt: skip
 
 
@@ -177,9 +82,9 @@ def _latency_ms(predictor: Any, pixels: np.ndarray, repeats: int = 20) -> float:
     return statistics.median(times)
 
 
-def _ensemble(members: list[Row], out: Path, select: str) -> Row | None:
-    """Average the test probabilities of the best K models (the same test images, by file)."""
-    tables = [read_predictions(Path(r.run) / "eval" / "predictions.csv") for r in members]
+def ensemble_row(members: list[Row]) -> Row | None:
+    """Average the test probabilities of `members` (the same test images, by file)."""
+    tables = [read_predictions(RunDir(r.run).eval.predictions) for r in members]
     names = tables[0][3]
     common = set(tables[0][0]).intersection(*(t[0] for t in tables[1:]))
     if any(t[3] != names for t in tables) or not common:
@@ -202,16 +107,10 @@ def _ensemble(members: list[Row], out: Path, select: str) -> Row | None:
     )  # fmt: skip
 
 
-def _keep_best(package: Path, target: Path) -> None:
-    """Copy the best package to out/best, replacing an older best only once the copy is complete."""
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(package, staging)
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def plot_leaderboard(out: CompareDir, shown: list[Row], select: str) -> None:
+    """The selected metric against CPU latency, one point per finished row."""
+    points = [(r.model, r.infer_ms or 0.0, getattr(r, select) or 0.0, r.params_m or 0.0) for r in shown]
+    plot_compare(points, SELECT_NAMES[select], out.plot)
 
 
 COLUMNS = ("rank", "model", "accuracy", "macro_f1", "params_m", "gflops", "train_s", "epochs", "infer_ms",
@@ -227,9 +126,10 @@ def _table(rows: list[Row], blend: Row | None) -> list[dict[str, Any]]:
     return table
 
 
-def _write_leaderboard(out: Path, rows: list[Row], select: str, blend: Row | None) -> None:
+def write_leaderboard(out: CompareDir, rows: list[Row], select: str, blend: Row | None) -> None:
+    """The leaderboard as csv and as markdown (with the plot, once it exists), rewritten atomically."""
     table = _table(rows, blend)
-    with atomic_output(out / "leaderboard.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_output(out.leaderboard) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(table)
@@ -244,9 +144,9 @@ def _write_leaderboard(out: Path, rows: list[Row], select: str, blend: Row | Non
     lines = [f"# Leaderboard (ranked by {SELECT_NAMES[select]})", "",
              "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]  # fmt: skip
     lines += ["| " + " | ".join(cell(c, r[c]) for c in COLUMNS) + " |" for r in table]
-    lines += ["", "Every model trained on the same split.json with the same options and was evaluated on the "
+    lines += ["", f"Every model trained on the same {out.split.name} with the same options and was evaluated on the "
               "same test images. CPU ms/image: batch 1, median of 20, the package's default backend.",
-              "`best/` holds the package of rank 1 (ensembles are reported, not packaged)."]  # fmt: skip
-    if (out / "compare.png").is_file():
-        lines += ["", "![accuracy against inference cost](compare.png)"]
-    atomic_write_text(out / "leaderboard.md", "\n".join(lines) + "\n")
+              f"`{out.best.name}/` holds the package of rank 1 (ensembles are reported, not packaged)."]  # fmt: skip
+    if out.plot.is_file():
+        lines += ["", f"![accuracy against inference cost]({out.plot.name})"]
+    atomic_write_text(out.leaderboard_md, "\n".join(lines) + "\n")
