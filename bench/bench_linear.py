@@ -23,7 +23,7 @@ import torchvision
 from _subset import subset_manifest  # a sibling module: run as `python bench/...`
 
 from actiscope.config import TrainConfig
-from actiscope.engine.fit import train
+from actiscope.workflows import train
 
 
 def epoch_seconds(run: Path) -> list[float]:

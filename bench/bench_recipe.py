@@ -14,7 +14,7 @@ import json
 import time
 
 from actiscope.config import TrainConfig
-from actiscope.engine.fit import train
+from actiscope.workflows import train
 
 RECIPE = {
     "model": "resnet18",

@@ -28,8 +28,8 @@ from torchvision import transforms
 
 from actiscope.config import TrainConfig
 from actiscope.data.split import SplitManifest
-from actiscope.engine.fit import train
 from actiscope.hardware import cpu_has_bf16
+from actiscope.workflows import train
 
 SIZE, BATCH = 112, 64
 

@@ -34,9 +34,9 @@ def main() -> None:
     from actiscope.config import TrainConfig
     from actiscope.data.split import SplitManifest
     from actiscope.data.synthetic import make_moving_squares
-    from actiscope.engine.fit import train
     from actiscope.models.video import VIDEO_CNNS
     from actiscope.predict import Predictor
+    from actiscope.workflows import train
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per model")

@@ -103,7 +103,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained on the colour task, with the ONNX and int8 files training adds. Shared:
     tests that change its package work on a copy."""
     from actiscope.config import TrainConfig
-    from actiscope.engine.fit import train
+    from actiscope.workflows import train
 
     root = tmp_path_factory.mktemp("trained")
     data = write_colour_classes(root / "data")
@@ -129,7 +129,7 @@ def squares(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[str, Path]:
     from actiscope.config import TrainConfig
-    from actiscope.engine.fit import train
+    from actiscope.workflows import train
 
     out = tmp_path_factory.mktemp("video-runs")
     runs = {}

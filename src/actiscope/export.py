@@ -21,7 +21,15 @@ from actiscope.data.split import SplitManifest
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
 from actiscope.models.registry import example_input
-from actiscope.package import INT8_FILE, ONNX_FILE, TORCHSCRIPT_FILE, load_package, package_dir, record_export
+from actiscope.package import (
+    INT8_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    load_package,
+    package_dir,
+    package_split,
+    record_export,
+)
 from actiscope.predict import Preprocessor, TorchRunner, onnx_session, softmax
 
 log = logging.getLogger(__name__)
@@ -99,8 +107,8 @@ def _rate(run: Callable[[], object], items: int, repeats: int = 3) -> float:
 
 def check_images(directory: Path, pixels: Preprocessor, count: int) -> tuple[torch.Tensor, str]:
     """Up to `count` test images of the package's run (its split.json), else random input."""
-    split = directory.parent / "split.json"
-    if split.is_file():
+    split = package_split(directory)
+    if split is not None:
         samples = SplitManifest.load(split).samples("test")[:count]
         if samples:
             what = "clips" if pixels.frames else "images"
@@ -114,10 +122,11 @@ def quantize_int8(
     directory: Path, onnx_path: Path, pixels: Preprocessor, calibration_images: int
 ) -> dict[str, float]:
     """Static int8 quantization calibrated on training images; accuracy and speed before and after."""
-    split = directory.parent / "split.json"
-    if not split.is_file():
+    split = package_split(directory)
+    if split is None:
         raise ExportError(
-            f"{directory}: int8 calibration needs the run's split.json beside the package (train images)"
+            f"{directory}: int8 calibration needs the training images of the package's run (its split); "
+            "export the package inside its run directory"
         )
     manifest = SplitManifest.load(split)
     train = manifest.samples("train")

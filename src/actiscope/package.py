@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from actiscope import __version__
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output, atomic_write_text
+from actiscope.run import CompareDir, RunDir
 
 if TYPE_CHECKING:  # reading model.json (the ONNX backend) needs no torch
     from actiscope.models.registry import ActionModel
@@ -92,15 +93,28 @@ def package_dir(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.is_file() and path.name == META_FILE:
         return path.parent
-    if (path / "model" / META_FILE).is_file():
-        return path / "model"
+    run = RunDir(path)
+    if run.has_model():
+        return run.model
     if (path / META_FILE).is_file():
         return path
     if not path.exists():
         raise PackageError(f"{path}: no such model package or run directory")
     raise PackageError(
-        f"{path}: no {META_FILE} here or in {path / 'model'}; give a model package or run directory"
+        f"{path}: no {META_FILE} here or in {run.model}; give a model package or run directory"
     )
+
+
+def package_split(directory: Path) -> Path | None:
+    """The split manifest the package at `directory` was trained on: its run's or, for the copy of the
+    winner a comparison keeps, the comparison's shared split. None for a stand-alone package."""
+    run = RunDir.of_package(directory)
+    if run is not None:
+        return run.split
+    comparison = CompareDir(directory.parent)
+    if directory.name == comparison.best.name and comparison.split.is_file():
+        return comparison.split
+    return None
 
 
 def read_meta(path: str | Path) -> PackageMeta:

@@ -9,10 +9,11 @@ import torch
 from actiscope.data import cache as cache_module
 from actiscope.data.cache import build_cache
 from actiscope.data.config import DataConfig
-from actiscope.data.datamodule import ActionDataModule
+from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import make_split
 from actiscope.data.transforms import train_transform
+from actiscope.errors import DataError
 from tests.conftest import write_class_folders, write_image
 
 
@@ -66,8 +67,20 @@ def test_trim_and_weights(tmp_path: Path) -> None:
     trimmed = _datamodule(tmp_path / "t", balance="trim")
     assert np.bincount(trimmed.train_targets()).tolist() == [4, 4]
     weighted = _datamodule(tmp_path / "w", balance="weights")
-    big, small = weighted.class_weights()
+    counts = dict(zip(weighted.class_names, np.bincount(weighted.train_targets()).tolist(), strict=True))
+    big, small = balanced_class_weights(counts)
     assert small / big == pytest.approx(18 / 4)
+
+
+def test_balanced_class_weights_are_the_inverse_frequencies() -> None:
+    counts = {"a": 90, "b": 30, "c": 7}
+    weights = balanced_class_weights(counts)
+    total = sum(counts.values())
+    # the numbers training used before scikit-learn made them: n_images / (n_classes * n_images_of_the_class)
+    assert weights == pytest.approx([total / (3 * n) for n in counts.values()], rel=1e-12)
+    assert sum(w * n for w, n in zip(weights, counts.values(), strict=True)) == pytest.approx(total)
+    with pytest.raises(DataError, match=r"class\(es\) b have no training images"):
+        balanced_class_weights({"a": 4, "b": 0})
 
 
 def test_linear_mode_features_are_computed_once(tmp_path: Path) -> None:

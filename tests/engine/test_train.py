@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from actiscope.config import TrainConfig
-from actiscope.engine.fit import resume_config, train
+from actiscope.config import ConfigError, TrainConfig
+from actiscope.engine.fit import resume_config, run_name, train
+from actiscope.errors import ActiscopeError
 from actiscope.models.registry import create_model
 from actiscope.package import load_package
 
@@ -134,3 +136,27 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
     optimizer.step()
     schedule.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_mixup_on_cached_features_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    config = TrainConfig(data=str(tmp_path / "nowhere"), mode="linear", weights="imagenet", mixup=0.2,
+                         out=str(tmp_path / "runs"), **{k: v for k, v in TINY.items() if k != "model"})  # fmt: skip
+    with pytest.raises(ConfigError, match="--mode linear trains on cached features"):
+        train(config)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_distributed_run_is_found_by_its_name_not_the_environment(
+    colour_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    config = TrainConfig(data=str(colour_data), devices=2, accelerator="cpu", out=str(tmp_path), **TINY)
+    with pytest.raises(ConfigError, match="several devices needs --name"):
+        train(config)
+    # A rank > 0 (as Lightning's launcher starts it) opens the run rank 0 made, by its name; it makes none.
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with pytest.raises(ActiscopeError, match=r"ddp.split\.json"):
+        train(replace(config, name="ddp"))
+    assert not (tmp_path / "ddp").exists()
+    assert run_name(replace(config, name="ddp")) == "ddp" and run_name(config).startswith("simple-cnn-")

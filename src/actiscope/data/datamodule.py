@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -25,7 +25,7 @@ from actiscope.data.formats import Sample
 from actiscope.data.split import SplitManifest
 from actiscope.data.transforms import eval_transform, train_transform
 from actiscope.data.video import pool_size, sample_frames
-from actiscope.errors import MediaReadError
+from actiscope.errors import DataError, MediaReadError
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +150,6 @@ class ActionDataModule(L.LightningDataModule):
             return dataset.tensors[1].tolist()
         return dataset.targets()  # type: ignore[attr-defined]
 
-    def class_weights(self) -> list[float]:
-        """Inverse-frequency weights, mean 1 (for --balance weights)."""
-        counts = np.bincount(self.train_targets(), minlength=len(self.class_names)).astype(float)
-        weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-        return weights.tolist()
-
     def features(
         self,
         extract: Callable[[torch.Tensor], torch.Tensor],
@@ -255,3 +249,19 @@ def _trimmed(dataset: MediaSamples, seed: int) -> MediaSamples:
     rng = random.Random(seed)
     dataset.indices = sorted(i for members in by_class.values() for i in rng.sample(members, smallest))
     return dataset
+
+
+def balanced_class_weights(counts: Mapping[str, int]) -> list[float]:
+    """Loss weights for --balance weights, from the training images per class (in class order):
+    scikit-learn's "balanced" weights, n_images / (n_classes * n_images_of_the_class), so that every class
+    weighs the same in total and an image weighs 1 on average."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:  # its weight would be infinite (scikit-learn refuses it)
+        raise DataError(
+            f"class(es) {', '.join(empty)} have no training images, so --balance weights cannot weigh them; "
+            "give them training images or choose another --balance"
+        )
+    targets = np.repeat(np.arange(len(counts)), list(counts.values()))
+    return compute_class_weight("balanced", classes=np.arange(len(counts)), y=targets).tolist()

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from actiscope.evaluate.plots import plot_curves
+from actiscope.engine.curves import plot_curves
 from actiscope.files import atomic_write_text
+from actiscope.run import RunDir
 
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds",
@@ -28,8 +29,8 @@ class History(L.Callback):
     """history.csv (one row per epoch) and curves.png, rewritten after every epoch so a dashboard can
     follow a run live. Its rows travel in the checkpoint, so a resumed run keeps its history."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
         self.rows: list[dict[str, float]] = []
         self._epoch_start = self._train_end = 0.0
         self._images = 0
@@ -74,8 +75,8 @@ class History(L.Callback):
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in self.rows)
-        atomic_write_text(self.run_dir / "history.csv", buffer.getvalue())
-        plot_curves(self.rows, self.run_dir / "curves.png")
+        atomic_write_text(self.run.history, buffer.getvalue())
+        plot_curves(self.rows, self.run.curves)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows}

@@ -1,7 +1,8 @@
-"""`actiscope train`: a dataset in, a run directory with a deployable model out.
+"""Training: a dataset in, a run directory with a deployable model out.
 
 Everything a user can get wrong is checked before the first batch: model name, weights, dataset,
-output folder, resume target. Then Lightning runs the loop.
+output folder, resume target. Then Lightning runs the loop. What comes after training (the ONNX export
+for `predict`) is the workflow layer's (workflows.train).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,9 +21,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
 from actiscope.config import ConfigError, TrainConfig
-from actiscope.data.datamodule import ActionDataModule
+from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
@@ -34,12 +35,12 @@ from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_
 from actiscope.models.registry import example_input, get_entry
 from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict, weights_provenance
 from actiscope.package import save_package
+from actiscope.run import RunDir
 
 log = logging.getLogger(__name__)
 # Fine-tuning below this batch size keeps the pretrained batch-norm statistics (a batch of 8 estimates them
 # too noisily); the scale and shift still train.
 SMALL_BATCH = 16
-RUN_DIR_ENV = "ACTISCOPE_RUN_DIR"  # lets DDP worker processes find the run their rank 0 created
 
 
 class TrainingInterrupted(ActiscopeError):
@@ -51,6 +52,14 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, float]
     epochs: int
+    package: Path | None = None  # the package this process wrote; None on the other ranks of a DDP run
+
+
+def run_name(config: TrainConfig) -> str:
+    """The run's folder name: --name, else the model and the time. A distributed run resolves it once,
+    where it starts (the CLI), and passes it on as --name: Lightning starts the other ranks by running
+    the same command line again, and they must find the run that rank 0 made."""
+    return config.name or f"{config.model.replace('/', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def train(
@@ -58,20 +67,30 @@ def train(
 ) -> RunResult:
     """Train `config` (or continue the run at `resume`) and write its run directory. `announce`: lines
     (the recipe chosen) logged once everything the user gave has been checked."""
-    worker = bool(os.environ.get(RUN_DIR_ENV)) and os.environ.get("LOCAL_RANK", "0") != "0"
+    distributed = config.devices * config.num_nodes > 1
+    if distributed and resume is None and not config.name:
+        raise ConfigError(
+            "a run on several devices needs --name: each process finds the run by it (the CLI sets one)"
+        )
+    # A DDP rank > 0 (the rank Lightning read from its launcher): rank 0 already prepared the run.
+    worker = distributed and rank_zero_only.rank != 0
+    if config.mode == "linear" and (config.mixup or config.cutmix):
+        raise ConfigError("--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
+                          "drop them, or use --mode finetune")  # fmt: skip
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
     entry = get_entry(config.model)
     if config.weights not in ("none", *HUB_NAMES):
         read_state_dict(Path(config.weights).expanduser())
-    if worker:  # a DDP rank > 0: rank 0 already prepared the run
-        run_dir: Path | None = Path(os.environ[RUN_DIR_ENV])
-        manifest = SplitManifest.load(run_dir / "split.json")  # type: ignore[operator]
-    elif resume is not None:
-        run_dir = _resume_dir(Path(resume))
-        manifest = SplitManifest.load(run_dir / "split.json")
+    run: RunDir | None
+    if resume is not None:
+        run = _resume_dir(Path(resume))
+        manifest = SplitManifest.load(run.split)
+    elif worker:
+        run = RunDir(Path(config.out).expanduser() / run_name(config))
+        manifest = SplitManifest.load(run.split)
     else:
-        run_dir = None
+        run = None
         manifest = _manifest(config)
         if len(manifest.classes) < 2:
             raise DataError(
@@ -91,29 +110,22 @@ def train(
     module = _module(config, manifest, data_config.image_size, data_config.frames)
     if resume is None:
         module.weights_provenance = weights_provenance(load_weights(module.model, config.weights))
-    if run_dir is None:
-        run_dir = _new_run_dir(config)
-        manifest.save(run_dir / "split.json")
+    if run is None:
+        run = _new_run_dir(config)
+        manifest.save(run.split)
     datamodule = ActionDataModule(
         manifest, data_config, batch_size=config.batch_size, workers=config.workers, augment=config.augment,
         balance=config.balance, crop_margin=config.crop_margin if config.crop_person else None,
         use_cache=config.cache, seed=config.seed, sampling=config.sampling,
     )  # fmt: skip
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    try:
-        return _fit(config, run_dir, module, datamodule, manifest, resume=resume is not None)
-    finally:
-        if not worker:
-            os.environ.pop(RUN_DIR_ENV, None)
+    return _fit(config, run, module, datamodule, manifest, resume=resume is not None)
 
 
 def _module(
     config: TrainConfig, manifest: SplitManifest, image_size: int, frames: int | None = None
 ) -> ActionClassifier:
-    counts = manifest.counts()["train"]
-    total = sum(counts.values())
     class_weights = (
-        [total / (len(counts) * max(1, n)) for n in counts.values()] if config.balance == "weights" else None
+        balanced_class_weights(manifest.counts()["train"]) if config.balance == "weights" else None
     )
     return ActionClassifier(
         config.model, manifest.classes, image_size=image_size, frames=frames, drop_rate=config.drop_rate,
@@ -128,7 +140,7 @@ def _module(
 
 def _fit(
     config: TrainConfig,
-    run_dir: Path,
+    run: RunDir,
     module: ActionClassifier,
     datamodule: ActionDataModule,
     manifest: SplitManifest,
@@ -145,7 +157,7 @@ def _fit(
     if config.mode == "linear":
         _precompute_features(module, datamodule, choice.precision, config.views)
         choice = PrecisionChoice("32-true", "the head trains on cached features", automatic=False)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run.last_checkpoint
     # An automatic bf16 choice may still meet a non-finite loss: then the run goes back to the last
     # whole epoch (or the start) and goes on in fp32. An explicit --precision bf16 stops with the error.
     initial = copy.deepcopy(module.state_dict()) if choice.automatic and choice.bf16 else None
@@ -153,7 +165,7 @@ def _fit(
     L.seed_everything(config.seed, workers=True, verbose=False)
     try:
         trainer, checkpoint, history = _run_fit(
-            config, run_dir, module, datamodule, choice.precision, resume=resume
+            config, run, module, datamodule, choice.precision, resume=resume
         )
     except NonFiniteLossError as exc:
         if initial is None:
@@ -170,7 +182,7 @@ def _fit(
         retry = _less_time(config, module, lost_s)
         fallback = {"precision_fallback": f"bf16 -> fp32 after a non-finite loss at {exc.where}"}
         used = "32-true"
-        trainer, checkpoint, history = _run_fit(retry, run_dir, module, datamodule, used, resume=restart)
+        trainer, checkpoint, history = _run_fit(retry, run, module, datamodule, used, resume=restart)
     else:
         fallback = {}
     best = checkpoint.best_model_path or str(last)
@@ -180,11 +192,12 @@ def _fit(
     best_epoch = max(scored, key=lambda r: r["val_acc"])["epoch"] if scored else None
     metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
     metrics |= {"precision": used, **fallback}
+    package = None
     if trainer.is_global_zero:
-        save_package(module.model, run_dir / "model", class_names=manifest.classes, metrics=metrics,
+        save_package(module.model, run.model, class_names=manifest.classes, metrics=metrics,
                      weights=module.weights_provenance)  # fmt: skip
-        _export_for_inference(run_dir / "model", config.export)
-    return RunResult(run_dir, metrics, trainer.current_epoch)
+        package = run.model
+    return RunResult(run.path, metrics, trainer.current_epoch, package)
 
 
 def _less_time(config: TrainConfig, module: ActionClassifier, spent_s: float) -> TrainConfig:
@@ -198,22 +211,21 @@ def _less_time(config: TrainConfig, module: ActionClassifier, spent_s: float) ->
 
 def _run_fit(
     config: TrainConfig,
-    run_dir: Path,
+    run: RunDir,
     module: ActionClassifier,
     datamodule: ActionDataModule,
     precision: str,
     *,
     resume: bool,
 ) -> tuple[L.Trainer, ModelCheckpoint, History]:
-    trainer, checkpoint, history = _trainer(config, run_dir, precision)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    trainer, checkpoint, history = _trainer(config, run, precision)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(run.last_checkpoint) if resume else None)
     except SystemExit:
         # Lightning exits after Ctrl-C or SIGTERM once callbacks (SaveOnInterrupt) have run.
         raise TrainingInterrupted(
             f"interrupted at epoch {trainer.current_epoch + 1}; the run is saved: continue with "
-            f"`actiscope train --resume {run_dir}`"
+            f"`actiscope train --resume {run.path}`"
         ) from None
     return trainer, checkpoint, history
 
@@ -231,57 +243,41 @@ def _precision(config: TrainConfig, module: ActionClassifier) -> PrecisionChoice
     )
 
 
-def _export_for_inference(package: Path, what: str) -> None:
-    """ONNX (and int8) beside the weights so `predict` runs on ONNX Runtime by default. The package is
-    already complete without them: a failed export is a warning, not a lost run."""
-    from actiscope.export import export
-
-    if what == "none":
-        return
-    try:
-        result = export(package, "onnx", quantize="int8" if what == "int8" else None)
-    except Exception as exc:  # any exporter failure still leaves a usable PyTorch package
-        log.warning("ONNX export failed (%s); `predict` will use PyTorch", str(exc).splitlines()[0][:200])
-        return
-    if result.int8:
-        q = result.int8
-        log.info("int8 model: test accuracy %.4f vs fp32 %.4f, %.1fx faster", q["int8_accuracy"],
-                 q["fp32_accuracy"], q["int8_images_per_s"] / q["fp32_images_per_s"])  # fmt: skip
-
-
-def _new_run_dir(config: TrainConfig) -> Path:
-    name = config.name or f"{config.model.replace('/', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(config.out).expanduser() / name
-    if run_dir.exists() and any(run_dir.iterdir()):
+def _new_run_dir(config: TrainConfig) -> RunDir:
+    run = RunDir(Path(config.out).expanduser() / run_name(config))
+    if run.path.exists() and any(run.path.iterdir()):
         raise ConfigError(
-            f"{run_dir} already holds a run; choose another --name, or continue it with --resume {run_dir}"
+            f"{run.path} already holds a run; choose another --name, or continue it with --resume {run.path}"
         )
     try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        probe = run.path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
         raise ConfigError(
-            f"cannot write the run to {run_dir} ({exc.strerror or exc}); choose a writable --out"
+            f"cannot write the run to {run.path} ({exc.strerror or exc}); choose a writable --out"
         ) from None
-    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-    return run_dir
+    atomic_write_text(run.config, config.to_yaml())
+    return run
 
 
-def _resume_dir(run_dir: Path) -> Path:
-    if not (run_dir / "config.yaml").is_file():
+def _resume_dir(path: Path) -> RunDir:
+    run = RunDir(path)
+    if not run.has_config():
         raise ConfigError(
-            f"--resume {run_dir}: no run there (no config.yaml); give a run directory made by `actiscope train`"
+            f"--resume {path}: no run there (no {run.config.name}); give a run directory made by `actiscope train`"
         )
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        raise ConfigError(f"--resume {run_dir}: the run has no checkpoints/last.ckpt to continue from")
-    return run_dir
+    if not run.has_checkpoint():
+        raise ConfigError(
+            f"--resume {path}: the run has no {run.last_checkpoint.relative_to(path)} to continue from"
+        )
+    return run
 
 
 def resume_config(run_dir: Path, **overrides: Any) -> TrainConfig:
     """The configuration a run was started with, with e.g. a larger epoch count."""
-    config = TrainConfig.from_yaml(_resume_dir(run_dir) / "config.yaml")
+    config = TrainConfig.from_yaml(_resume_dir(run_dir).config)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -357,23 +353,16 @@ def _warm_up_head(
              val_acc)  # fmt: skip
 
 
-def _trainer(
-    config: TrainConfig, run_dir: Path, precision: str
-) -> tuple[L.Trainer, ModelCheckpoint, History]:
+def _trainer(config: TrainConfig, run: RunDir, precision: str) -> tuple[L.Trainer, ModelCheckpoint, History]:
+    best, last = run.best_checkpoint, run.last_checkpoint
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor="val_acc", mode="max",
+        dirpath=best.parent, filename=best.stem, monitor="val_acc", mode="max",
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
     # Lightning's save_last only writes when a new best is saved; resuming needs every epoch's state.
-    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
-    history = History(run_dir)
-    callbacks: list[L.Callback] = [
-        checkpoint,
-        latest,
-        history,
-        RNGState(),
-        SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt"),
-    ]
+    latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, enable_version_counter=False)
+    history = History(run)
+    callbacks: list[L.Callback] = [checkpoint, latest, history, RNGState(), SaveOnInterrupt(last)]
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping))
     if config.ask:
@@ -389,7 +378,7 @@ def _trainer(
         precision=precision,  # type: ignore[arg-type]
         callbacks=callbacks,
         logger=False,
-        default_root_dir=run_dir,
+        default_root_dir=run.path,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=10,

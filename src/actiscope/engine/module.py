@@ -12,8 +12,10 @@ import time
 import lightning as L
 import torch
 import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from actiscope.errors import ActiscopeError
@@ -131,9 +133,7 @@ class ActionClassifier(L.LightningModule):
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        target: torch.Tensor = y
-        if self.mixer is not None and x.ndim == 4:
-            x, target = self.mixer(x, y)
+        x, target = self.mix(x, y)
         logits = self(x)
         loss = F.cross_entropy(
             logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
@@ -153,6 +153,17 @@ class ActionClassifier(L.LightningModule):
             batch_size=len(y),
         )
         return loss
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """--mixup / --cutmix on a training batch: images (N, 3, S, S) or clips (N, T, 3, S, S), where
+        mixup blends whole clips and cutmix pastes the same box into every frame. Returns the pixels and
+        the (soft) targets; the batch unchanged without them."""
+        if self.mixer is None:
+            return x, y
+        if x.ndim == 5:  # torchvision mixes a batch of clips when it is told they are videos
+            mixed, target = self.mixer(tv_tensors.Video(x), y)
+            return mixed.as_subclass(torch.Tensor), target
+        return self.mixer(x, y)
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
@@ -176,17 +187,15 @@ class ActionClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
-        groups = []
-        for module, lr in ((self.model.backbone, backbone_lr), (self.model.head, hp.lr)):
-            params = [p for p in module.parameters()]
-            if hp.mode == "linear" and module is self.model.backbone:
-                continue
-            # No weight decay on biases and norm scales: decaying them only hurts.
-            decay = [p for p in params if p.ndim > 1]
-            no_decay = [p for p in params if p.ndim <= 1]
-            groups += [{"params": decay, "lr": lr, "weight_decay": hp.weight_decay},
-                       {"params": no_decay, "lr": lr, "weight_decay": 0.0}]  # fmt: skip
-        groups = [g for g in groups if g["params"]]
+        trained = [(self.model.head, hp.lr)]
+        if hp.mode != "linear":
+            trained.insert(0, (self.model.backbone, backbone_lr))
+        # Every parameter goes in, even those an earlier fit in this process froze (on_train_epoch_start
+        # freezes them again), as timm leaves out what does not require grad: a checkpoint holds one
+        # optimizer state per group, and a resumed optimizer needs the groups it was saved with.
+        for module, _ in trained:
+            module.requires_grad_(True)
+        groups = [g | {"lr": lr} for module, lr in trained for g in _decay_groups(module, hp.weight_decay)]
         optimizer = OPTIMIZERS[hp.optimizer](groups, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return {"optimizer": optimizer}
@@ -202,6 +211,9 @@ class ActionClassifier(L.LightningModule):
                 optimizer, max_lr=[g["lr"] for g in groups], total_steps=total
             )
         else:  # cosine with linear warmup
+            # A LambdaLR rather than timm's CosineLRScheduler, which follows the step count alone and ends
+            # every group at one lr_min: this one ends each group at 2% of its own rate and, with
+            # --time-limit, follows the clock when it runs out first (_BudgetClock; timm has no clock).
             per_epoch = total / max(1, self.trainer.max_epochs or 1)
             warmup = int(hp.warmup_epochs * per_epoch)
             clock = _BudgetClock(hp.time_budget_s)
@@ -209,6 +221,16 @@ class ActionClassifier(L.LightningModule):
                 optimizer, lambda step: _warmup_cosine(step, warmup, total, clock())
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def _decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    """timm's parameter groups: no weight decay on biases and norm scales (decaying them only hurts).
+
+    In the order and number that checkpoints of earlier runs hold optimizer states for: the decayed group
+    first, and both groups even at --weight-decay 0 (timm, asked for 0, would merge them into one: it is
+    asked for 1, and the rate is set after)."""
+    groups = param_groups_weight_decay(module, weight_decay=1.0)[::-1]
+    return [g | {"weight_decay": weight_decay if g["weight_decay"] else 0.0} for g in groups if g["params"]]
 
 
 class _BudgetClock:

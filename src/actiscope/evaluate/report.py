@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,11 @@ from actiscope.errors import ActiscopeError
 from actiscope.evaluate import plots
 from actiscope.evaluate.metrics import calibration, classification_metrics
 from actiscope.files import atomic_output, atomic_write_text
-from actiscope.package import describe_weights, package_dir, read_meta
+from actiscope.package import describe_weights, package_dir, package_split, read_meta
 from actiscope.predict import Predictor
+from actiscope.run import EvalDir
 
 log = logging.getLogger(__name__)
-PLOTS = ("confusion_matrix.png", "roc.png", "pr.png", "reliability.png", "per_class.png", "mistakes.png")
 MISTAKES_SHOWN = 12
 
 
@@ -65,7 +65,7 @@ def evaluate(
             f"{source}: label(s) the model does not know: {', '.join(unknown)} "
             f"(it knows: {', '.join(meta.class_names)}); evaluate on data with the model's classes"
         )
-    out = out or default_eval_dir(directory)
+    target = EvalDir(out) if out is not None else EvalDir.for_package(directory)
     predictor = Predictor.load(directory, backend=backend)
     index = {name: i for i, name in enumerate(meta.class_names)}
     paths = [s.path for s in samples]
@@ -94,12 +94,12 @@ def evaluate(
         "data": source, "split": split, "backend": predictor.backend, "tta": tta,
         "unreadable": len(unreadable), "unreadable_files": unreadable, **metrics,
     }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    _write_predictions(out / "predictions.csv", files, y_true, probs, meta.class_names)
-    written = _write_plots(out, y_true, probs, meta.class_names, files, metrics)
-    atomic_write_text(out / "report.md", render_report(metrics, [p.name for p in written]))
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-    return Evaluation(out, metrics, written, y_true, probs, files)
+    target.path.mkdir(parents=True, exist_ok=True)
+    _write_predictions(target.predictions, files, y_true, probs, meta.class_names)
+    written = _write_plots(target, y_true, probs, meta.class_names, files, metrics)
+    atomic_write_text(target.report, render_report(metrics, [p.name for p in written]))
+    atomic_write_text(target.metrics, json.dumps(metrics, indent=1))
+    return Evaluation(target.path, metrics, written, y_true, probs, files)
 
 
 def evaluation_samples(
@@ -108,12 +108,12 @@ def evaluation_samples(
     """The labelled images to evaluate and a description of where they came from."""
     if split not in SPLITS:
         raise EvaluationError(f"--split {split!r} is not one of: {', '.join(SPLITS)}")
-    run_split = directory.parent / "split.json"
-    manifest = SplitManifest.load(run_split) if run_split.is_file() else None
+    run_split = package_split(directory)
+    manifest = SplitManifest.load(run_split) if run_split is not None else None
     if data is None:
         if manifest is None:
             raise EvaluationError(
-                f"{directory}: no run split.json beside this package; give DATA to evaluate on"
+                f"{directory}: this package has no run split beside it; give DATA to evaluate on"
             )
         return _nonempty(manifest.samples(split), f"the run's {split} split ({manifest.root})")
     dataset = load_dataset(data, data_format)
@@ -141,11 +141,6 @@ def _nonempty(samples: list[Sample], source: str) -> tuple[list[Sample], str]:
     return samples, source
 
 
-def default_eval_dir(directory: Path) -> Path:
-    """runs/<name>/eval for a run's package, else eval/ inside a stand-alone package."""
-    return directory.parent / "eval" if (directory.parent / "split.json").is_file() else directory / "eval"
-
-
 def _write_predictions(
     path: Path, files: Sequence[Path], y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]
 ) -> None:
@@ -171,7 +166,7 @@ def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, lis
 
 
 def _write_plots(
-    out: Path, y_true: np.ndarray, probs: np.ndarray, names: Sequence[str], files: Sequence[Path],
+    out: EvalDir, y_true: np.ndarray, probs: np.ndarray, names: Sequence[str], files: Sequence[Path],
     metrics: dict[str, Any],
 ) -> list[Path]:  # fmt: skip
     y_pred = probs.argmax(1)
@@ -180,7 +175,7 @@ def _write_plots(
     worst = wrong[np.argsort(-confidence[wrong])][:MISTAKES_SHOWN]
     reliability = calibration(y_true, probs)
     f1 = [c["f1"] for c in metrics["per_class"]]
-    jobs = {
+    jobs: dict[str, Callable[[Path], None]] = {
         "confusion_matrix.png": lambda p: plots.plot_confusion(
             np.array(metrics["confusion_matrix"]), names, p
         ),
@@ -193,9 +188,9 @@ def _write_plots(
         ),
     }
     written = []
-    for name, draw in jobs.items():
-        draw(out / name)
-        written.append(out / name)
+    for name in EvalDir.PLOTS:
+        jobs[name](out.plot(name))
+        written.append(out.plot(name))
     return written
 
 

@@ -1,0 +1,152 @@
+"""What `actiscope compare` measures and writes: one row per architecture's run, an ensemble of the best,
+and the leaderboard (csv, markdown, plot). The contest itself (training each architecture on one split)
+is the workflow layer's: workflows.compare.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from actiscope.evaluate.metrics import classification_metrics
+from actiscope.evaluate.plots import plot_compare
+from actiscope.evaluate.report import evaluate, read_predictions
+from actiscope.files import atomic_output, atomic_write_text
+from actiscope.models.registry import create_model
+from actiscope.predict import Predictor
+from actiscope.run import CompareDir, RunDir
+
+log = logging.getLogger(__name__)
+SELECT = ("accuracy", "macro_f1")
+SELECT_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+@dataclass
+class Row:
+    model: str
+    status: str  # "done" or "failed: <reason>"
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    params_m: float | None = None
+    gflops: float | None = None
+    train_s: float | None = None
+    epochs: int | None = None
+    infer_ms: float | None = None  # CPU, batch 1, median
+    backend: str = ""
+    run: str = ""
+
+
+def score_run(name: str, run: RunDir) -> Row:
+    """The leaderboard row of a finished run: its test metrics (evaluated now, into its eval folder), size,
+    cost and CPU latency."""
+    result = evaluate(run.path, workers=0)
+    m = result.metrics
+    predictor = Predictor.load(run.path)
+    meta = predictor.meta
+    model = create_model(name, len(meta.class_names), image_size=meta.image_size, frames=meta.frames).eval()
+    params = sum(p.numel() for p in model.parameters())
+    pixels = predictor.pixels(result.files[0])[None]
+    with open(run.history, newline="", encoding="utf-8") as fh:
+        history = list(csv.DictReader(fh))
+    return Row(
+        model=name, status="done", accuracy=m["accuracy"], macro_f1=m["f1"]["macro"],
+        params_m=round(params / 1e6, 3), gflops=round(_flops(model, torch.from_numpy(pixels)) / 1e9, 3),
+        train_s=round(sum(float(r["seconds"]) for r in history), 1), epochs=len(history),
+        infer_ms=round(_latency_ms(predictor, pixels), 2), backend=predictor.backend, run=str(run.path),
+    )  # fmt: skip
+
+
+def _flops(model: torch.nn.Module, pixels: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(pixels)
+    return float(counter.get_total_flops())
+
+
+def _latency_ms(predictor: Any, pixels: np.ndarray, repeats: int = 20) -> float:
+    predictor.probabilities(pixels)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.probabilities(pixels)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def ensemble_row(members: list[Row]) -> Row | None:
+    """Average the test probabilities of `members` (the same test images, by file)."""
+    tables = [read_predictions(RunDir(r.run).eval.predictions) for r in members]
+    names = tables[0][3]
+    common = set(tables[0][0]).intersection(*(t[0] for t in tables[1:]))
+    if any(t[3] != names for t in tables) or not common:
+        log.warning("ensemble skipped: the models do not share classes or test images")
+        return None
+    files = sorted(common)
+    probs = np.zeros((len(files), len(names)))
+    truth = []
+    for files_t, labels, p, _ in tables:
+        at = {f: i for i, f in enumerate(files_t)}
+        probs += p[[at[f] for f in files]] / len(tables)
+        truth = [labels[at[f]] for f in files]
+    y = np.array([names.index(t) for t in truth])
+    m = classification_metrics(y, probs, names)
+    return Row(
+        model="ensemble(" + "+".join(r.model for r in members) + ")", status="done", accuracy=m["accuracy"],
+        macro_f1=m["f1"]["macro"], params_m=round(sum(r.params_m or 0 for r in members), 3),
+        gflops=round(sum(r.gflops or 0 for r in members), 3), train_s=round(sum(r.train_s or 0 for r in members), 1),
+        infer_ms=round(sum(r.infer_ms or 0 for r in members), 2), backend="average of members", run="",
+    )  # fmt: skip
+
+
+def plot_leaderboard(out: CompareDir, shown: list[Row], select: str) -> None:
+    """The selected metric against CPU latency, one point per finished row."""
+    points = [(r.model, r.infer_ms or 0.0, getattr(r, select) or 0.0, r.params_m or 0.0) for r in shown]
+    plot_compare(points, SELECT_NAMES[select], out.plot)
+
+
+COLUMNS = ("rank", "model", "accuracy", "macro_f1", "params_m", "gflops", "train_s", "epochs", "infer_ms",
+           "backend", "status")  # fmt: skip
+
+
+def _table(rows: list[Row], blend: Row | None) -> list[dict[str, Any]]:
+    table = []
+    for i, row in enumerate([*rows, *([blend] if blend else [])], start=1):
+        values = asdict(row)
+        values["rank"] = i if row.status == "done" and row is not blend else ""
+        table.append({c: values.get(c) for c in COLUMNS})
+    return table
+
+
+def write_leaderboard(out: CompareDir, rows: list[Row], select: str, blend: Row | None) -> None:
+    """The leaderboard as csv and as markdown (with the plot, once it exists), rewritten atomically."""
+    table = _table(rows, blend)
+    with atomic_output(out.leaderboard) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+
+    def cell(column: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if column in SELECT else str(value)
+
+    headers = ["#", "model", "accuracy", "macro-F1", "params (M)", "GFLOPs", "train s", "epochs",
+               "CPU ms/image", "backend", "status"]  # fmt: skip
+    lines = [f"# Leaderboard (ranked by {SELECT_NAMES[select]})", "",
+             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]  # fmt: skip
+    lines += ["| " + " | ".join(cell(c, r[c]) for c in COLUMNS) + " |" for r in table]
+    lines += ["", f"Every model trained on the same {out.split.name} with the same options and was evaluated on the "
+              "same test images. CPU ms/image: batch 1, median of 20, the package's default backend.",
+              f"`{out.best.name}/` holds the package of rank 1 (ensembles are reported, not packaged)."]  # fmt: skip
+    if out.plot.is_file():
+        lines += ["", f"![accuracy against inference cost]({out.plot.name})"]
+    atomic_write_text(out.leaderboard_md, "\n".join(lines) + "\n")
