@@ -17,7 +17,8 @@ class FixedLogits:
     """A backend that is no model at all: the Predictor needs only the Protocol."""
 
     def __init__(self, logits: list[float]) -> None:
-        self.logits, self.batches = np.array([logits], np.float32), []
+        self.logits = np.array([logits], np.float32)
+        self.batches: list[np.ndarray] = []
 
     def __call__(self, batch: np.ndarray, /) -> np.ndarray:
         self.batches.append(batch)

@@ -40,7 +40,8 @@ def test_a_picture_in_memory_gets_the_colour_conversion_of_a_file(tmp_path: Path
     Image.fromarray(rgba).save(tmp_path / "clear.png")
     pixels = Preprocessor(_meta("image"))
     from_file = pixels.pixels_uint8(tmp_path / "clear.png")
-    assert (from_file[:, 10:] == 255).all() and (from_file[0, :6] == 200).all()  # 16 px: red above, white below
+    # 16 px high: red above, white below
+    assert (from_file[:, 10:] == 255).all() and (from_file[0, :6] == 200).all()
     assert np.array_equal(pixels.pixels_uint8(Image.open(tmp_path / "clear.png")), from_file)
     assert np.array_equal(pixels.pixels_uint8(rgba), from_file)
 

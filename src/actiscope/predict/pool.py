@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -28,7 +28,7 @@ _Job = tuple[int, int, int, Future[_Decoded]]  # first index, batch size, slot, 
 
 def decoded_batches(
     paths: Sequence[Path], preprocess: Preprocessor, batch_size: int = 32, workers: int = 2
-) -> Iterator[DecodedBatch]:
+) -> Generator[DecodedBatch, None, None]:
     """(indices, uint8 pixels of the readable files, {index: error}) per batch of `paths`, in order.
 
     `workers` processes decode at the lowest CPU priority, at most two batches each ahead: inference
@@ -75,7 +75,8 @@ class _Slots:
         self.memory = mmap.mmap(-1, int(np.prod(self.shape)))  # pages are committed only when written
 
     def batch(self, slot: int) -> np.ndarray:
-        return np.frombuffer(self.memory, np.uint8).reshape(self.shape)[slot]
+        batch: np.ndarray = np.frombuffer(self.memory, np.uint8).reshape(self.shape)[slot]
+        return batch
 
 
 _worker_slots: _Slots | None = None  # set in each decoding process
