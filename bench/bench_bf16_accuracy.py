@@ -28,7 +28,7 @@ def main() -> None:
     results = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
         predictor = Predictor.load(run, backend="torch", bf16=bf16)
-        pixels = np.stack([predictor.pixels(s.path) for s in test])
+        pixels = np.stack([predictor.preprocess(s.path) for s in test])
         start = time.perf_counter()
         probs = np.concatenate(
             [predictor.probabilities(pixels[i : i + 32]) for i in range(0, len(pixels), 32)]

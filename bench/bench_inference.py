@@ -26,7 +26,7 @@ from actiscope.data.split import SplitManifest
 from actiscope.export import export, quantize_onnx
 from actiscope.models.registry import create_model
 from actiscope.package import INT8_FILE, ONNX_FILE, load_package, read_meta, save_package
-from actiscope.predict import Predictor, Preprocessor, onnx_session
+from actiscope.predict import OnnxBackend, Predictor, Preprocessor
 
 
 def rate_and_latency(run: Callable[[np.ndarray], object], size: int, repeats: int = 5) -> dict[str, float]:
@@ -66,8 +66,8 @@ def runners(package: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     return {
         "torch_fp32_eager": torch_runner(model, bf16=False),
         "torch_channels_last_bf16": torch_runner(model, bf16=True),
-        "onnxruntime_fp32": onnx_session(package / ONNX_FILE),
-        "onnxruntime_int8": onnx_session(package / INT8_FILE),
+        "onnxruntime_fp32": OnnxBackend(package / ONNX_FILE),
+        "onnxruntime_int8": OnnxBackend(package / INT8_FILE),
     }
 
 

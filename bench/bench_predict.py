@@ -70,10 +70,10 @@ def main() -> None:
     files, _ = collect_inputs([args.images])
     paths = [f.path for f in files]
     start = time.perf_counter()  # the decoding processes alone, no model
-    for _ in decoded_batches(paths, predictor.pixels, 32, int(args.workers)):
+    for _ in decoded_batches(paths, predictor.preprocess, 32, int(args.workers)):
         pass
     decode_s = time.perf_counter() - start
-    pixels = np.stack([predictor.pixels(p) for p in paths])  # decoded up front, not timed
+    pixels = np.stack([predictor.preprocess(p) for p in paths])  # decoded up front, not timed
     models: dict[str, Callable[[np.ndarray], np.ndarray]] = {"actiscope": predictor.probabilities}
     if predictor.backend.startswith("onnx"):
         file = ONNX_FILE if predictor.backend == "onnx" else INT8_FILE

@@ -61,7 +61,7 @@ def main() -> None:
         train_rate = float(np.median([float(r["train_images_per_s"]) for r in history]))
         test = SplitManifest.load(run / "split.json").samples("test")
         torch_predictor = Predictor.load(run, backend="torch")
-        batch = np.stack([torch_predictor.pixels(s.path) for s in test[:16]])
+        batch = np.stack([torch_predictor.preprocess(s.path) for s in test[:16]])
         rates = {"torch": inference_rate(torch_predictor, batch)}
         if (run / "model" / "model.onnx").is_file():
             rates["onnx"] = inference_rate(Predictor.load(run, backend="onnx"), batch)

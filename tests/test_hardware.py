@@ -172,16 +172,16 @@ def test_explicit_bf16_keeps_the_clear_error(
 
 
 def test_torch_backend_follows_the_same_rule(monkeypatch: pytest.MonkeyPatch, trained_run: Path) -> None:
-    from actiscope.predict import Predictor, TorchRunner
+    from actiscope.predict import Predictor, TorchBackend
 
     monkeypatch.setattr(hardware, "cpu_info", lambda: BF16_CPU)
     monkeypatch.setattr(hardware, "probe_inference", lambda model, x: ProbeResult(1.0, 0.4, True, 0.001))
-    assert TorchRunner(trained_run).choice.precision == "bf16-mixed"
+    assert TorchBackend(trained_run).choice.precision == "bf16-mixed"
     monkeypatch.setattr(hardware, "probe_inference", lambda model, x: ProbeResult(1.0, 1.1, True, 0.001))
     monkeypatch.setenv("ACTISCOPE_CACHE", str(trained_run / "other-cache"))  # measured again
-    runner = TorchRunner(trained_run)
+    runner = TorchBackend(trained_run)
     assert runner.choice.precision == "32-true" and "not enough faster" in runner.choice.reason
-    assert not TorchRunner(trained_run, bf16=False).choice.bf16
+    assert not TorchBackend(trained_run, bf16=False).choice.bf16
     probs = Predictor.load(trained_run, backend="torch").probabilities(
         example_input(runner.model.data_config, 2).numpy()
     )

@@ -99,8 +99,8 @@ def test_export_onnx_and_int8_on_clips(video_runs: dict[str, Path], tmp_path: Pa
     torch_predictor = Predictor.load(package, backend="torch")
     onnx_predictor = Predictor.load(package, backend="onnx")
     clips = [_clip(tmp_path / f"{d}.avi", [d], seed=i) for i, d in enumerate(["left", "up", "down"])]
-    batch = np.stack([torch_predictor.pixels(c) for c in clips])
-    a, b = softmax(torch_predictor._run(batch)), softmax(onnx_predictor._run(batch))  # type: ignore[operator]
+    batch = np.stack([torch_predictor.preprocess(c) for c in clips])
+    a, b = softmax(torch_predictor.logits(batch)), softmax(onnx_predictor.logits(batch))
     assert np.abs(a - b).max() < 1e-4 and (a.argmax(1) == b.argmax(1)).all()
 
 

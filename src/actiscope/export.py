@@ -30,7 +30,7 @@ from actiscope.package import (
     package_split,
     record_export,
 )
-from actiscope.predict import Preprocessor, TorchRunner, onnx_session, softmax
+from actiscope.predict import OnnxBackend, Preprocessor, TorchBackend, softmax
 
 log = logging.getLogger(__name__)
 FORMATS = ("onnx", "torchscript")
@@ -77,14 +77,14 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
         with torch.inference_mode():
             probs = torch.softmax(scripted(pixels), 1).numpy()
     else:
-        session = onnx_session(target)
+        session = OnnxBackend(target)
         probs = softmax(session(pixels.numpy()))
     result = ExportResult(target, float(np.abs(probs - reference).max()), len(pixels), source)
     in_package = target.parent.resolve() == directory.resolve()
     if in_package:
         check: dict[str, object] = {"max_prob_diff": result.max_prob_diff, "checked_on": source}
         if fmt == "onnx":  # `--backend auto` keeps PyTorch where ONNX Runtime is slower (3D convolutions)
-            torch_run = TorchRunner(directory)  # timed as the torch backend runs (its precision rule)
+            torch_run = TorchBackend(directory)  # timed as the torch backend runs (its precision rule)
             check["torch_per_s"] = _rate(lambda: torch_run(pixels.numpy()), len(pixels))
             check["torch_precision"] = torch_run.choice.precision
             check["onnx_per_s"] = _rate(lambda: session(pixels.numpy()), len(pixels))
@@ -138,7 +138,7 @@ def quantize_int8(
         raise ExportError(f"{split}: no test or val images to check the int8 model's accuracy on")
     index = {name: i for i, name in enumerate(manifest.classes)}
     y = np.array([index[s.label] for s in test])  # type: ignore[index]
-    sessions = {"fp32": onnx_session(onnx_path), "int8": onnx_session(target)}
+    sessions = {"fp32": OnnxBackend(onnx_path), "int8": OnnxBackend(target)}
     predicted: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
     seconds = {"fp32": 0.0, "int8": 0.0}
     for start in range(0, len(test), 32):  # decoded per batch: a test split of clips does not fit in memory

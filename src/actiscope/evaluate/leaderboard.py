@@ -52,7 +52,7 @@ def score_run(name: str, run: RunDir) -> Row:
     meta = predictor.meta
     model = create_model(name, len(meta.class_names), image_size=meta.image_size, frames=meta.frames).eval()
     params = sum(p.numel() for p in model.parameters())
-    pixels = predictor.pixels(result.files[0])[None]
+    pixels = predictor.preprocess(result.files[0])[None]
     with open(run.history, newline="", encoding="utf-8") as fh:
         history = list(csv.DictReader(fh))
     return Row(

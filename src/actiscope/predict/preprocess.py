@@ -1,0 +1,75 @@
+"""model.json's preprocessing, through the same functions training uses: images.load_image (a file) or
+images.to_rgb (a picture in memory) -> transforms.preprocess -> transforms.Normalize; a clip goes through
+video.read_clip and the evaluation frames of its pool (video.sample_frames).
+
+Pixels are numpy arrays here: nothing on this path imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from actiscope.data.images import load_image, to_rgb
+from actiscope.data.transforms import Normalize, preprocess
+from actiscope.data.video import (
+    VideoLimits,
+    VideoReadError,
+    clip_frames,
+    pool_size,
+    read_clip,
+    sample_frames,
+)
+from actiscope.package import PackageMeta
+
+ImageInput = str | Path | BinaryIO | Image.Image | np.ndarray
+
+
+class Preprocessor:
+    """Any image input to a normalised float32 CHW array (a clip: TCHW), exactly as training evaluated.
+
+    Small and picklable, so decoding processes get this and never the model. They run `pixels_uint8`
+    (uint8: a quarter of float32's memory to share); `normalize` then runs on the whole batch. Clips are
+    refused past `video_limits`, checked on the header before a frame is decoded.
+    """
+
+    def __init__(self, meta: PackageMeta, *, video_limits: VideoLimits | None = None) -> None:
+        self.image_size = meta.image_size
+        self.frames = meta.frames if meta.kind == "video" else None
+        self.video_limits = video_limits or VideoLimits()
+        self.normalize = Normalize(tuple(meta.mean), tuple(meta.std))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape `pixels_uint8` returns: (3, size, size), for a clip (frames, 3, size, size)."""
+        image = (3, self.image_size, self.image_size)
+        return (self.frames, *image) if self.frames else image
+
+    def pixels_uint8(self, source: ImageInput) -> np.ndarray:
+        """uint8 CHW (a clip: TCHW) pixels, before normalisation."""
+        if self.frames:
+            return self._clip_uint8(source, self.frames)
+        if isinstance(source, np.ndarray):
+            source = Image.fromarray(source.astype(np.uint8))
+        # A picture in memory gets the same colour conversion as a file (alpha on white, 16-bit scaled).
+        image = (
+            to_rgb(source) if isinstance(source, Image.Image) else load_image(source, draft=self.image_size)
+        )
+        return np.ascontiguousarray(preprocess(image, self.image_size).transpose(2, 0, 1))
+
+    def _clip_uint8(self, source: ImageInput, frames: int) -> np.ndarray:
+        """A clip file, upload or (T, H, W, 3) array to the model's frames, as training evaluated."""
+        if isinstance(source, Image.Image):
+            raise VideoReadError("<image>", "this is a video model; give it a clip, not an image")
+        if isinstance(source, np.ndarray):
+            chosen = clip_frames(source, self.image_size, frames)
+        else:  # clip_frames for a file, but within this Preprocessor's limits (clip_frames takes none)
+            pool = read_clip(source, self.image_size, pool_size(frames), limits=self.video_limits).pixels
+            chosen = pool[sample_frames(len(pool), frames)]
+        return np.ascontiguousarray(chosen.transpose(0, 3, 1, 2))
+
+    def __call__(self, source: ImageInput) -> np.ndarray:
+        return self.normalize(self.pixels_uint8(source))
