@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     predictor = Predictor.load(args.model, backend=args.backend)
-    what = "clips" if predictor.meta.kind == "video" else "images"
+    what = _plural(predictor.meta.kind)
     files = _inputs(args, predictor)
     start = time.perf_counter()
     rows = _predict(args, predictor, files)
@@ -80,13 +80,18 @@ def run(args: argparse.Namespace) -> int:
     return min(len(failed), MAX_EXIT_STATUS)
 
 
+def _plural(kind: str) -> str:
+    """What a model of this kind predicts, for messages."""
+    return "clips" if kind == "video" else "images"
+
+
 def _inputs(args: argparse.Namespace, predictor: Predictor) -> list[InputFile]:
     """The files to predict, after the checks that need the model's kind. (Candidates for the library's
     batch-input code, which this change may not edit.)"""
     from actiscope.predict import collect_inputs
 
     kind = predictor.meta.kind
-    what = "clips" if kind == "video" else "images"
+    what = _plural(kind)
     if args.timeline and kind != "video":
         raise UsageError(f"--timeline needs a video model; {args.model} is an image model")
     files, skipped = collect_inputs(args.inputs, kind)
@@ -104,7 +109,7 @@ def _predict(args: argparse.Namespace, predictor: Predictor, files: list[InputFi
 
     if args.timeline:
         return timeline_rows(predictor, files, window=args.window, stride=args.stride, top_k=args.top_k)
-    unit = "clip" if predictor.meta.kind == "video" else "image"
+    unit = _plural(predictor.meta.kind)[:-1]
     with tqdm(total=len(files), unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
         return predict_rows(
             predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
