@@ -29,8 +29,11 @@ TINY = [
 ]
 
 
-def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
+def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int | str | None, str]:
+    try:
+        code: int | str | None = main(list(argv))
+    except SystemExit as exc:  # the parser itself rejected an option (a choice it knows)
+        code = exc.code
     return code, capsys.readouterr().err
 
 

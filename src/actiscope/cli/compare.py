@@ -1,0 +1,53 @@
+"""`actiscope compare`: train several architectures on one split and rank them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from actiscope.cli.arguments import ArgumentParser, LibraryChoices, add_library_choice
+from actiscope.cli.options import add_train_options, train_config
+
+log = logging.getLogger("actiscope")
+
+
+def _select() -> Sequence[str]:
+    from actiscope.evaluate.compare import SELECT
+
+    return SELECT
+
+
+def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
+    compare = sub.add_parser("compare", help="train several architectures on one split and rank them")
+    compare.add_argument("data", type=Path, metavar="DATA", help="dataset folder or CSV file")
+    compare.add_argument(
+        "--models", required=True, help="comma-separated registry names (see `actiscope models`)"
+    )
+    compare.add_argument("--out", type=Path, default=Path("compare"), help="folder for runs and leaderboard")
+    add_library_choice(compare, "--select", choices=LibraryChoices(_select), default="accuracy")
+    compare.add_argument(
+        "--ensemble", type=int, default=0, metavar="K", help="also average the K best models"
+    )
+    add_train_options(compare, skip=("model", "name", "out"))  # compare names its runs itself
+    compare.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actiscope.evaluate.compare import compare
+    from actiscope.run import CompareDir
+
+    base, chosen = train_config(args, str(args.data))
+    for line in chosen:
+        log.info(line)
+    result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)
+    out = CompareDir(result.out)
+    print(out.leaderboard_md.read_text(encoding="utf-8"))
+    if result.best is None:
+        print("actiscope: error: every architecture failed; see the status column above", file=sys.stderr)
+        return 1
+    print(f"best by {args.select}: {result.best.model}; its package: {out.best}")
+    failed = [r for r in result.rows if r.status != "done"]
+    return 1 if failed else 0

@@ -1,0 +1,41 @@
+"""`actiscope serve`: the web app and JSON API under gunicorn, with the runs dashboard."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from actiscope.cli.arguments import ArgumentParser
+
+
+def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
+    serve = sub.add_parser("serve", help="the web app and JSON API (gunicorn), with the runs dashboard")
+    serve.add_argument("--runs", type=Path, default=Path("runs"), help="the runs the dashboard shows")
+    serve.add_argument("--model", type=Path, help="model package or run to serve (default: the newest run)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="database, uploads and secret key (default: $ACTISCOPE_DATA_DIR)"
+    )
+    serve.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actiscope.web.serve import prepare_server
+
+    server = prepare_server(
+        runs=args.runs,
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        data_dir=args.data_dir,
+        access_log=args.verbose,
+    )
+    print(
+        f"actiscope serving on {server.url}  (runs: {server.runs_dir}, data: {server.data_dir}, "
+        f"{server.workers} workers); Ctrl-C stops",
+        flush=True,
+    )
+    server.exec()

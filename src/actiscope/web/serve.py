@@ -1,0 +1,129 @@
+"""Start the web app: check what it needs, apply migrations, then hand the process to gunicorn.
+
+This is the edge between processes: gunicorn's workers are new interpreters that learn the runs, the
+model and the data directory from the environment, which the web settings read. So `prepare_server`
+writes those variables; nothing else in the library does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import django
+from django.conf import settings
+from django.core.management import call_command
+from django.db.utils import Error as DatabaseError
+
+from actiscope.errors import ActiscopeError
+from actiscope.package import package_dir
+
+SETTINGS_MODULE = "actiscope.web.settings"
+WSGI_APPLICATION = "actiscope.web.wsgi:application"
+REQUEST_TIMEOUT_S = 120  # a first request loads the model; a batch of clips takes a while on a CPU
+GRACEFUL_TIMEOUT_S = 10
+
+
+class ServeError(ActiscopeError):
+    """The server cannot start as asked: a missing model, a busy port, an unusable database."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server ready to start: the port was free and the database migrated."""
+
+    host: str
+    port: int
+    workers: int
+    runs_dir: Path  # as the web settings resolved them
+    data_dir: Path
+    access_log: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def command(self) -> list[str]:
+        """The gunicorn command line, run by this interpreter."""
+        flags = {
+            "--bind": f"{self.host}:{self.port}",
+            "--workers": str(self.workers),
+            "--timeout": str(REQUEST_TIMEOUT_S),
+            "--graceful-timeout": str(GRACEFUL_TIMEOUT_S),
+            "--access-logfile": "-" if self.access_log else "/dev/null",
+        }
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            WSGI_APPLICATION,
+            *itertools.chain.from_iterable(flags.items()),
+        ]
+
+    def exec(self) -> NoReturn:
+        """Replace this process by gunicorn: Ctrl-C and signals then reach the server directly."""
+        os.execv(sys.executable, self.command())
+
+
+def prepare_server(
+    *,
+    runs: Path,
+    model: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 2,
+    data_dir: Path | None = None,
+    access_log: bool = False,
+) -> Server:
+    """Check the model, the port and the database now, so that a mistake is one line here rather than a
+    503 or a crashed worker later; then apply the migrations."""
+    if model is not None:
+        package_dir(model)  # raises for a path that holds no package
+    if workers < 1:
+        raise ServeError(f"--workers must be at least 1, got {workers}")
+    _check_port(host, port)
+    _export_environment(runs=runs, model=model, data_dir=data_dir, workers=workers)
+    runs_dir, resolved_data_dir = _migrate()
+    return Server(host, port, workers, runs_dir, resolved_data_dir, access_log)
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+            ) from None
+
+
+def _export_environment(*, runs: Path, model: Path | None, data_dir: Path | None, workers: int) -> None:
+    """What the web settings of every worker read; a variable the user set already is kept."""
+    os.environ["ACTISCOPE_RUNS"] = str(runs.expanduser().resolve())
+    if model is not None:
+        os.environ["ACTISCOPE_MODEL"] = str(model.expanduser().resolve())
+    if data_dir is not None:
+        os.environ["ACTISCOPE_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+    # the workers share the cores: each inference session gets its part of them
+    os.environ.setdefault("ACTISCOPE_INFERENCE_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+def _migrate() -> tuple[Path, Path]:
+    """Set Django up from the environment (settings are read here, not at import), apply the migrations;
+    the runs and data folders the settings chose."""
+    try:
+        django.setup()
+        call_command("migrate", interactive=False, verbosity=0)
+    except (DatabaseError, sqlite3.Error, OSError) as exc:
+        raise ServeError(
+            f"the database is not usable: {str(exc).splitlines()[0]}; check DATABASE_URL or --data-dir"
+        ) from None
+    return Path(settings.RUNS_DIR), Path(settings.DATA_DIR)
