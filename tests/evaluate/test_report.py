@@ -10,25 +10,27 @@ from PIL import Image
 
 from actiscope.cli import main
 from actiscope.evaluate import plots
-from actiscope.evaluate.report import PLOTS, EvaluationError, evaluate, read_predictions
+from actiscope.evaluate.report import EvaluationError, evaluate, read_predictions
 from actiscope.package import load_package, read_meta, save_package
+from actiscope.run import EvalDir, RunDir
 from tests.conftest import truncated_jpeg, write_colour_classes
 
 
 def test_evaluate_the_runs_test_split(trained_run: Path) -> None:
     result = evaluate(trained_run, backend="torch", workers=0)
-    assert result.out == trained_run / "eval"
-    m = json.loads((result.out / "metrics.json").read_text())
+    assert result.out == RunDir(trained_run).eval.path
+    out = EvalDir(result.out)
+    m = json.loads(out.metrics.read_text())
     # The same test images and preprocessing as training's own test step: the same accuracy.
     assert m["accuracy"] == pytest.approx(read_meta(trained_run).metrics["test_acc"], abs=1e-4)
-    assert m["accuracy"] >= 0.9 and m["images"] == len(read_predictions(result.out / "predictions.csv")[0])
+    assert m["accuracy"] >= 0.9 and m["images"] == len(read_predictions(out.predictions)[0])
     assert m["data"].startswith("the run's test split") and m["unreadable"] == 0
-    for name in PLOTS:
-        with Image.open(result.out / name) as image:
+    for name in EvalDir.PLOTS:
+        with Image.open(out.plot(name)) as image:
             assert image.format == "PNG" and image.width >= 400 and image.height >= 250
             assert np.asarray(image.convert("L")).std() > 1  # something is drawn
-    report = (result.out / "report.md").read_text()
-    assert all(f"]({name})" in report for name in PLOTS)
+    report = out.report.read_text()
+    assert all(f"]({name})" in report for name in EvalDir.PLOTS)
     assert "| accuracy |" in report and "| red |" in report
 
 

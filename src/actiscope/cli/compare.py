@@ -15,7 +15,7 @@ log = logging.getLogger("actiscope")
 
 
 def _select() -> Sequence[str]:
-    from actiscope.evaluate.compare import SELECT
+    from actiscope.evaluate.leaderboard import SELECT
 
     return SELECT
 
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.evaluate.compare import compare
+    from actiscope.workflows import compare
     from actiscope.run import CompareDir
 
     base, chosen = train_config(args, str(args.data))

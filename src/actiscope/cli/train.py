@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.engine.fit import resume_config, train
+    import sys
+    from dataclasses import replace
+
+    from actiscope.engine.fit import resume_config, run_name
     from actiscope.run import RunDir
+    from actiscope.workflows import train
 
     chosen: list[str] = []
     if args.resume:
@@ -28,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("train needs DATA (a dataset folder or CSV), or --resume RUN")
     else:
         config, chosen = train_config(args, str(args.data))
+        if config.devices * config.num_nodes > 1 and not config.name:
+            config = replace(config, name=run_name(config))
+            sys.argv += ["--name", config.name]  # Lightning starts the other ranks with this command line
     result = train(config, resume=args.resume, announce=chosen)
     m = result.metrics
     print(f"run: {result.run_dir}")
