@@ -5,16 +5,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pytest_django.fixtures import Settings
 
 from actiscope.web import services
 
 
 @pytest.fixture
-def web(settings: object, tmp_path: Path, trained_run: Path) -> Path:
+def web(settings: Settings, tmp_path: Path, trained_run: Path) -> Path:
     """The app pointed at the shared tiny run, with its own uploads folder and a fresh model service."""
-    settings.RUNS_DIR = trained_run.parent  # type: ignore[attr-defined]
-    settings.MEDIA_ROOT = tmp_path / "uploads"  # type: ignore[attr-defined]
-    settings.ACTISCOPE_MODEL = None  # type: ignore[attr-defined]
+    settings.RUNS_DIR = trained_run.parent
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+    settings.ACTISCOPE_MODEL = None
     services.MODEL = services.ModelService()
     return tmp_path / "uploads"
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from actiscope.web import services
@@ -68,10 +71,11 @@ def _bomb() -> bytes:
         ("too_big", 413, "over the 0 MB upload limit"),
         ("too_many", 400, "too many files: 3 in one request; the limit is 2"),
         ("bad_top_k", 400, "top_k: must be a whole number"),
+        ("zero_top_k", 400, "top_k: must be between 1 and 100"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(
-    web: Path, settings: object, tmp_path: Path, case: str, status: int, message: str
+    web: Path, settings: Settings, tmp_path: Path, case: str, status: int, message: str
 ) -> None:
     data: dict[str, object] = {}
     if case == "text":
@@ -81,13 +85,15 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     elif case == "bomb":
         data["file"] = _file("bomb.png", _bomb())
     elif case == "too_big":
-        settings.MAX_UPLOAD_BYTES = 1000  # type: ignore[attr-defined]
+        settings.MAX_UPLOAD_BYTES = 1000
         data["file"] = _file("big.png", png_bytes(size=(400, 400)) + b"\0" * 2000)
     elif case == "too_many":
-        settings.MAX_FILES = 2  # type: ignore[attr-defined]
+        settings.MAX_FILES = 2
         data["file"] = [_file(f"{i}.png") for i in range(3)]
     elif case == "bad_top_k":
         data |= {"file": _file(), "top_k": "many"}
+    elif case == "zero_top_k":
+        data |= {"file": _file(), "top_k": "0"}
     response = APIClient().post("/api/v1/predict", data, format="multipart")
     assert response.status_code == status
     error = response.json()["error"]
@@ -106,12 +112,12 @@ def test_models_runs_and_run_detail(web: Path) -> None:
     assert client.get("/api/v1/runs/nope").status_code == 404
 
 
-def test_health_and_readiness(web: Path, settings: object, tmp_path: Path) -> None:
+def test_health_and_readiness(web: Path, settings: Settings, tmp_path: Path) -> None:
     client = APIClient()
     assert client.get("/healthz").json() == {"status": "alive"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "model": "ok"}
-    settings.RUNS_DIR = tmp_path / "empty"  # type: ignore[attr-defined]
+    settings.RUNS_DIR = tmp_path / "empty"
     services.MODEL = services.ModelService()  # a process started on an empty runs folder
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503 and "no model to serve" in not_ready.json()["model"]
@@ -129,11 +135,76 @@ def test_schema_and_docs_use_local_assets(web: Path) -> None:
     assert "cdn" not in docs.lower() and "https://" not in docs
 
 
-def test_token_authentication_when_enabled(web: Path, settings: object) -> None:
+def _untyped(
+    schema: Any, components: dict[str, Any], where: str, seen: frozenset[str] = frozenset()
+) -> list[str]:
+    """Where `schema` holds a value of no declared shape: {} or an object without properties."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return (
+            [] if name in seen else _untyped(components[name], components, f"{where}({name})", seen | {name})
+        )
+    found = []
+    for key in ("allOf", "oneOf", "anyOf"):
+        for i, part in enumerate(schema.get(key, [])):
+            found += _untyped(part, components, f"{where}.{key}[{i}]", seen)
+    if "items" in schema:
+        found += _untyped(schema["items"], components, f"{where}[]", seen)
+    for name, field in schema.get("properties", {}).items():
+        found += _untyped(field, components, f"{where}.{name}", seen)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra:
+        found += _untyped(extra, components, f"{where}{{}}", seen)
+    shaped = any(k in schema for k in ("properties", "items", "allOf", "oneOf", "anyOf", "enum")) or (
+        isinstance(extra, dict) and bool(extra)
+    )
+    if not shaped and schema.get("type") in (None, "object"):
+        found.append(where)
+    return found
+
+
+def test_the_schema_types_every_response(web: Path) -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    untyped, checked = [], 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                if code == "204":
+                    continue
+                content = response.get("content", {}).get("application/json")
+                if content is None or "schema" not in content:
+                    untyped.append(f"{method.upper()} {path} {code}: no schema")
+                    continue
+                checked += 1
+                untyped += _untyped(content["schema"], components, f"{method.upper()} {path} {code}")
+    assert checked >= 10 and untyped == []
+    free_form = {"type": "object", "properties": {"runs": {"type": "object", "additionalProperties": {}}}}
+    assert _untyped(free_form, {}, "example") == ["example.runs"]  # what `responses={200: dict}` produced
+
+
+def test_run_detail_passes_metrics_on_whole_and_the_schema_names_every_key(
+    web: Path, trained_run: Path
+) -> None:
+    from actiscope.evaluate.report import evaluate
+    from actiscope.run import RunDir
+    from actiscope.web.api.serializers import MetricsSerializer
+
+    evaluate(trained_run, backend="torch", workers=0)
+    written = json.loads(RunDir(trained_run).eval.metrics.read_text())
+    metrics = APIClient().get("/api/v1/runs/run").json()["metrics"]
+    assert metrics == written
+    documented = MetricsSerializer().fields
+    assert set(documented) == set(written)
+    assert set(documented["model"].fields) == set(written["model"])
+    assert set(documented["per_class"].child.fields) == set(written["per_class"][0])
+
+
+def test_token_authentication_when_enabled(web: Path, settings: Settings) -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    settings.API_TOKENS = True  # type: ignore[attr-defined]
+    settings.API_TOKENS = True
     client = APIClient()
     refused = client.get("/api/v1/predictions")
     assert refused.status_code == 401 and "credentials were not provided" in refused.json()["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pytest_django.live_server_helper import LiveServer
 
 from tests.web.conftest import png_bytes
 
@@ -28,8 +29,10 @@ def _photo(tmp_path: Path) -> Path:
     return path
 
 
-def test_upload_see_result_find_in_history_open_run(live_server: object, web: Path, tmp_path: Path) -> None:
-    base = live_server.url  # type: ignore[attr-defined]
+def test_upload_see_result_find_in_history_open_run(
+    live_server: LiveServer, web: Path, tmp_path: Path
+) -> None:
+    base = live_server.url
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from pytest_django.fixtures import Settings
 
 from actiscope.evaluate.report import evaluate
 from actiscope.package import load_package, save_package
 from actiscope.web import services
 from actiscope.web.classify.models import ActiveModel, Prediction
+from actiscope.web.setup import PRODUCTION_SETTINGS
 from tests.web.conftest import png_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -90,14 +92,14 @@ def test_runs_dashboard_run_page_gallery_and_activation(web: Path, trained_run: 
 
 
 def test_run_page_names_the_starting_weights(
-    settings: object, tmp_path: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = tmp_path / "runs" / "run"
     shutil.copytree(trained_run, run)
     model, meta = load_package(run)
     weights = {"name": "imagenet", "source": "actiscope store", "sha256": "9e5df75c319d" + "0" * 52}
     save_package(model, run / "model", class_names=meta.class_names, metrics=meta.metrics, weights=weights)
-    settings.RUNS_DIR = tmp_path / "runs"  # type: ignore[attr-defined]
+    settings.RUNS_DIR = tmp_path / "runs"
     monkeypatch.setattr(services, "MODEL", services.ModelService())
     page = Client().get("/runs/run").content.decode()
     assert "<p>Starting weights: imagenet (actiscope store, sha256 9e5df75c319d…)</p>" in page
@@ -106,7 +108,7 @@ def test_run_page_names_the_starting_weights(
 def test_check_deploy_with_production_settings_is_clean(tmp_path: Path) -> None:
     env = {**os.environ, "ACTISCOPE_DATA_DIR": str(tmp_path), "ACTISCOPE_HTTPS": "1", "ACTISCOPE_DEBUG": "0",
            "ACTISCOPE_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
-           "ACTISCOPE_ALLOWED_HOSTS": "actions.example.org", "DJANGO_SETTINGS_MODULE": "actiscope.web.settings"}  # fmt: skip
+           "ACTISCOPE_ALLOWED_HOSTS": "actions.example.org", "DJANGO_SETTINGS_MODULE": PRODUCTION_SETTINGS}  # fmt: skip
     proc = subprocess.run([sys.executable, "-m", "actiscope.web.manage", "check", "--deploy", "--fail-level", "WARNING"],
                           env=env, capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -121,7 +123,12 @@ def _free_port() -> int:
 
 def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path, tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "ACTISCOPE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "ACTISCOPE_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": PRODUCTION_SETTINGS,
+    }
+    env.pop("ACTISCOPE_SECRET_KEY", None)  # the data directory's own key, made by web.setup
     server = subprocess.Popen(
         [sys.executable, "-m", "actiscope.cli", "serve", "--runs", str(trained_run.parent), "--port", str(port),
          "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -138,6 +145,7 @@ def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path,
                 time.sleep(0.5)
         assert '"ready": true' in body and "gunicorn" in server_header.lower()
         assert (tmp_path / "data" / "actiscope.sqlite3").is_file()  # migrations applied
+        assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]

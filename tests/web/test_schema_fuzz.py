@@ -17,6 +17,6 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 @pytest.mark.django_db(transaction=True)
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case: object, web: Path) -> None:
-    response = case.call()  # type: ignore[attr-defined]
+def test_no_server_errors(case: schemathesis.Case, web: Path) -> None:
+    response = case.call()
     assert response.status_code < 500, f"{case!r} -> {response.status_code}: {response.text[:300]}"

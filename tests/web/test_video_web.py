@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from actiscope.data.synthetic import moving_square_frames, write_clip
+from actiscope.data.video import VideoLimits
 from actiscope.web import services
 from actiscope.web.classify.models import Prediction
 from tests.web.conftest import png_bytes, stored_files
@@ -20,10 +22,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def video_web(settings: object, tmp_path: Path, video_runs: dict[str, Path]) -> Path:
-    settings.RUNS_DIR = video_runs["convlstm"].parent  # type: ignore[attr-defined]
-    settings.MEDIA_ROOT = tmp_path / "uploads"  # type: ignore[attr-defined]
-    settings.ACTISCOPE_MODEL = str(video_runs["convlstm"])  # type: ignore[attr-defined]
+def video_web(settings: Settings, tmp_path: Path, video_runs: dict[str, Path]) -> Path:
+    settings.RUNS_DIR = video_runs["convlstm"].parent
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+    settings.ACTISCOPE_MODEL = str(video_runs["convlstm"])
     services.MODEL = services.ModelService()
     return tmp_path / "uploads"
 
@@ -83,10 +85,8 @@ def test_bad_clip_uploads_are_one_line_and_nothing_is_stored(
     assert Prediction.objects.count() == 0 and stored_files(video_web) == []
 
 
-def test_clip_over_the_limits_is_refused(
-    video_web: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ACTISCOPE_MAX_CLIP_SECONDS", "1")
+def test_clip_over_the_limits_is_refused(video_web: Path, tmp_path: Path, settings: Settings) -> None:
+    settings.VIDEO_LIMITS = VideoLimits(max_seconds=1)  # ACTISCOPE_MAX_CLIP_SECONDS=1, as settings read it
     upload = SimpleUploadedFile("long.avi", clip_bytes(tmp_path, ["left", "right"]))
     response = APIClient().post("/api/v1/predict", {"file": upload}, format="multipart")
     assert response.status_code == 400 and "over the limit of 1 s" in response.json()["error"]

@@ -3,9 +3,11 @@
 import os
 import sys
 
+from actiscope.web.setup import prepare_environment
+
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "actiscope.web.settings")
+    prepare_environment(os.environ)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,8 +1,12 @@
 """The web app's work, kept out of the views: read uploads safely, predict with the one Predictor, store
-predictions, and find runs. The model is loaded lazily, once per worker process, on the first request."""
+and filter predictions, explain them, and read the runs (through RunDir, the owner of their layout). The
+model is loaded lazily, once per worker process, on the first request. Values that come from the
+environment (limits, threads) are read from settings, which alone reads the environment."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
 import json
 import threading
@@ -14,13 +18,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from PIL import Image
 
 from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video
 from actiscope.errors import ActiscopeError, MediaReadError
-from actiscope.package import META_FILE, describe_weights, package_dir, read_meta
+from actiscope.package import describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
+from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir
 from actiscope.web.classify.models import ActiveModel, Prediction
 
 
@@ -64,12 +70,13 @@ def read_uploads(files: list[Any], kind: str = "image") -> list[Upload]:
     for f in files:
         name = str(getattr(f, "name", "upload"))[:255]
         if f.size > limit:
-            raise ServiceError(413, f"{name}: {f.size / 2**20:.1f} MB is over the "
-                                    f"{limit / 2**20:.0f} MB upload limit")  # fmt: skip
+            raise ServiceError(
+                413, f"{name}: {f.size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB upload limit"
+            )
         data = f.read()
         try:
             if kind == "video":
-                probe_video(io.BytesIO(data))
+                probe_video(io.BytesIO(data), settings.VIDEO_LIMITS)
                 suffix = Path(name).suffix.lower()
                 uploads.append(Upload(name, data, None, suffix[1:] if suffix in VIDEO_EXTENSIONS else "mp4"))
                 continue
@@ -83,6 +90,15 @@ def read_uploads(files: list[Any], kind: str = "image") -> list[Upload]:
     return uploads
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """What each prediction records about the model that made it."""
+
+    name: str  # "<run> (<architecture>)": displayed and filtered on
+    version: str  # the package's creation time: a package retrained in place is another model
+    package: Path  # the package directory, so that the prediction can be explained by its own model
+
+
 class ModelService:
     """The Predictor of the active model, loaded on first use in each process and reloaded when the
     active model changes. Active: the one chosen on the dashboard, else --model, else the newest run
@@ -92,7 +108,7 @@ class ModelService:
         self._lock = threading.Lock()
         self._path: Path | None = None
         self._predictor: Predictor | None = None
-        self._name = ""
+        self._served: ServedModel | None = None
         self._newest: Path | None = None
 
     def active_path(self) -> Path | None:
@@ -102,26 +118,35 @@ class ModelService:
         if settings.ACTISCOPE_MODEL:
             return Path(settings.ACTISCOPE_MODEL)
         if self._newest is None:
-            runs = [r for r in list_runs() if r["has_model"]]
-            self._newest = Path(max(runs, key=lambda r: r["modified"])["path"]) if runs else None
+            runs = [r for r in list_runs() if r.has_model]
+            self._newest = Path(max(runs, key=lambda r: r.modified).path) if runs else None
         return self._newest
 
-    def get(self) -> Predictor:
+    def serving(self) -> tuple[Predictor, ServedModel]:
+        """The active model's Predictor and what identifies it, taken together (another request may
+        change the active model in between)."""
         path = self.active_path()
         if path is None:
             raise ServiceError(
                 503, f"no model to serve: train one into {settings.RUNS_DIR} or start with --model"
             )
         with self._lock:
-            if self._predictor is None or path != self._path:
+            if self._predictor is None or self._served is None or path != self._path:
                 try:
-                    self._predictor = Predictor.load(path)
-                    directory = package_dir(path)
+                    predictor = Predictor.load(path)
+                    directory = package_dir(path).resolve()
                 except ActiscopeError as exc:
                     raise ServiceError(503, f"the active model cannot be loaded: {exc}") from None
-                run = directory.parent.name if directory.name == "model" else directory.name
-                self._path, self._name = path, f"{run} ({self._predictor.meta.architecture})"
-            return self._predictor
+                in_run = directory == RunDir(directory.parent).model
+                name = (
+                    f"{directory.parent.name if in_run else directory.name} ({predictor.meta.architecture})"
+                )
+                self._path, self._predictor = path, predictor
+                self._served = ServedModel(name, predictor.meta.created, directory)
+            return self._predictor, self._served
+
+    def get(self) -> Predictor:
+        return self.serving()[0]
 
     def active_kind(self) -> str:
         """ "image" or "video": what the active model takes (read from model.json, no model load)."""
@@ -131,20 +156,16 @@ class ModelService:
         except ActiscopeError:
             return "image"
 
-    def describe(self, predictor: Predictor) -> tuple[str, str]:
-        """The name and version stored with each prediction."""
-        return self._name, predictor.meta.created
-
 
 MODEL = ModelService()
 
 
+# -- predictions ----------------------------------------------------------------------------------------
 def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
     """Predict and store every upload, or none of them: files and rows are removed on any failure."""
     check_count(files)  # before loading a model
-    predictor = MODEL.get()
+    predictor, served = MODEL.serving()
     uploads = read_uploads(files, predictor.meta.kind)
-    model_name, version = MODEL.describe(predictor)
     results = []
     for upload in uploads:
         start = time.perf_counter()
@@ -152,8 +173,10 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
             (prediction,) = predictor.predict([upload.source()], top_k=top_k)
             timeline = None
             if upload.image is None:
-                timeline = [[s.start, s.end, s.prediction.label, round(s.prediction.confidence, 6)]
-                            for s in predictor.timeline(upload.source(), top_k=1)]  # fmt: skip
+                timeline = [
+                    [s.start, s.end, s.prediction.label, round(s.prediction.confidence, 6)]
+                    for s in predictor.timeline(upload.source(), top_k=1)
+                ]
         except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
             raise ServiceError(400, f"{upload.name}: {exc.reason}") from None
         results.append((upload, prediction, timeline, (time.perf_counter() - start) * 1000))
@@ -167,12 +190,20 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
                 stored = media / f"{uuid.uuid4().hex}.{upload.extension}"
                 stored.write_bytes(upload.data)
                 written.append(stored)
-                rows.append(Prediction.objects.create(
-                    image=stored.name, original_name=upload.name, model_name=model_name, model_version=version,
-                    label=prediction.label, confidence=prediction.confidence,
-                    top_k=[[label, round(p, 6)] for label, p in prediction.top_k], latency_ms=round(latency, 2),
-                    timeline=timeline,
-                ))  # fmt: skip
+                rows.append(
+                    Prediction.objects.create(
+                        image=stored.name,
+                        original_name=upload.name,
+                        model_name=served.name,
+                        model_version=served.version,
+                        model_path=str(served.package),
+                        label=prediction.label,
+                        confidence=prediction.confidence,
+                        timeline=timeline,
+                        latency_ms=round(latency, 2),
+                        top_k=[[label, round(p, 6)] for label, p in prediction.top_k],
+                    )
+                )
         return rows
     except BaseException:
         for path in written:
@@ -180,68 +211,262 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
         raise
 
 
+def predictions(label: str = "", model: str = "") -> QuerySet[Prediction]:
+    """The stored predictions, newest first, of one class and/or one model ("" for all)."""
+    rows = Prediction.objects.all()
+    if label:
+        rows = rows.filter(label=label)
+    if model:
+        rows = rows.filter(model_name=model)
+    return rows
+
+
+def history_choices() -> tuple[list[str], list[str]]:
+    """The classes and the models the stored predictions have, for the history filters."""
+    labels = Prediction.objects.order_by("label").values_list("label", flat=True).distinct()
+    models = Prediction.objects.order_by("model_name").values_list("model_name", flat=True).distinct()
+    return list(labels), list(models)
+
+
+def _gradcam_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / "gradcam"
+
+
 def delete_prediction(row: Prediction) -> None:
+    pk = row.pk
     with transaction.atomic():
         row.delete()
     (Path(settings.MEDIA_ROOT) / row.image).unlink(missing_ok=True)
+    for overlay in _gradcam_dir().glob(f"{pk}-*.png"):
+        overlay.unlink(missing_ok=True)
 
 
 def image_path(row: Prediction) -> Path:
     return Path(settings.MEDIA_ROOT) / Path(row.image).name
 
 
+def explanation(row: Prediction) -> Path:
+    """The Grad-CAM overlay of a stored prediction's class, made once by the model that made the
+    prediction (never by whichever model is active now) and cached under a name keyed on that model."""
+    if not row.model_path:
+        raise ServiceError(
+            410,
+            "Grad-CAM unavailable: this prediction was stored before the app recorded which model made it",
+        )
+    package = Path(row.model_path)
+    key = hashlib.sha256(f"{package}\n{row.model_version}".encode()).hexdigest()[:16]
+    cache = _gradcam_dir() / f"{row.pk}-{key}.png"
+    if cache.is_file():
+        return cache
+    try:
+        created = read_meta(package).created
+    except ActiscopeError:
+        raise ServiceError(
+            410,
+            f"Grad-CAM unavailable: {row.model_name}, the model that made this prediction, is gone from {package}",
+        ) from None
+    if row.model_version and created != row.model_version:
+        raise ServiceError(
+            410,
+            f"Grad-CAM unavailable: {row.model_name}, the model that made this prediction, was replaced "
+            f"at {package} by one made {created}",
+        )
+    from actiscope.explain import explain  # torch: only when an explanation is asked for
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        explain(package, image_path(row), out=cache, class_name=row.label)
+    except ActiscopeError as exc:
+        raise ServiceError(409, f"Grad-CAM unavailable: {exc}") from None
+    return cache
+
+
 # -- runs -----------------------------------------------------------------------------------------------
-def _run_dirs() -> list[Path]:
-    root = Path(settings.RUNS_DIR)
-    if not root.is_dir():
-        return []
-    found = []
-    for candidate in [*root.glob("*"), *root.glob("*/runs/*")]:  # plain runs, and runs inside a compare
-        if candidate.is_dir() and (
-            (candidate / "config.yaml").is_file() or (candidate / "model" / META_FILE).is_file()
-        ):
-            found.append(candidate)
-    return sorted(found)
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    path: str
+    architecture: str
+    has_model: bool
+    status: str  # finished (a whole package), training (a history so far) or started
+    test_accuracy: float | None
+    test_macro_f1: float | None
+    epochs: int | None
+    modified: float  # the last write to its history or package, seconds since the epoch
+    has_eval: bool
+    starting_weights: str
+
+    @property
+    def run(self) -> RunDir:
+        return RunDir(Path(self.path))
 
 
-def run_name(path: Path) -> str:
-    return str(path.relative_to(Path(settings.RUNS_DIR))).replace("/runs/", "--")
+def _runs() -> list[RunDir]:
+    return RunDir.find_all(settings.RUNS_DIR)
 
 
-def list_runs() -> list[dict[str, Any]]:
-    return [run_summary(path) for path in _run_dirs()]
+def run_name(run: RunDir) -> str:
+    """A run's name in URLs: its folder, or <comparison>--<architecture> for a run inside a comparison."""
+    parts = run.path.relative_to(Path(settings.RUNS_DIR)).parts
+    return parts[0] if len(parts) == 1 else f"{parts[0]}--{run.name}"
 
 
-def find_run(name: str) -> Path | None:
-    return next((p for p in _run_dirs() if run_name(p) == name), None)
+def list_runs() -> list[RunSummary]:
+    return [run_summary(run) for run in _runs()]
 
 
-def run_summary(path: Path) -> dict[str, Any]:
-    has_model = (path / "model" / META_FILE).is_file()
+def find_run(name: str) -> RunDir | None:
+    return next((run for run in _runs() if run_name(run) == name), None)
+
+
+def run_summary(run: RunDir) -> RunSummary:
+    has_model = run.has_model()
     metrics: dict[str, Any] = {}
     architecture = weights = ""
     if has_model:
         try:
-            meta = read_meta(path / "model")
+            meta = read_meta(run.model)
             metrics, architecture, weights = meta.metrics, meta.architecture, describe_weights(meta.weights)
         except ActiscopeError:
             has_model = False
-    history = path / "history.csv"
     modified = max(
-        (p.stat().st_mtime for p in (history, path / "model" / META_FILE) if p.is_file()), default=0.0
+        (p.stat().st_mtime for p in (run.history, run.model / META_FILE) if p.is_file()), default=0.0
     )
-    return {
-        "name": run_name(path), "path": str(path), "architecture": architecture, "has_model": has_model,
-        "status": "finished" if has_model else ("training" if history.is_file() else "started"),
-        "test_accuracy": metrics.get("test_acc"), "test_macro_f1": metrics.get("test_f1"),
-        "epochs": metrics.get("epochs_trained"), "modified": modified,
-        "has_eval": (path / "eval" / "metrics.json").is_file(), "starting_weights": weights,
-    }  # fmt: skip
+    return RunSummary(
+        name=run_name(run),
+        path=str(run.path),
+        architecture=architecture,
+        has_model=has_model,
+        status="finished" if has_model else ("training" if run.history.is_file() else "started"),
+        test_accuracy=metrics.get("test_acc"),
+        test_macro_f1=metrics.get("test_f1"),
+        epochs=metrics.get("epochs_trained"),
+        modified=modified,
+        has_eval=run.eval.metrics.is_file(),
+        starting_weights=weights,
+    )
 
 
-def run_metrics(path: Path) -> dict[str, Any] | None:
-    file = path / "eval" / "metrics.json"
+def run_metrics(run: RunDir) -> dict[str, Any] | None:
+    """The run's evaluation (metrics.json), or None when it has none or it cannot be read."""
+    file = run.eval.metrics
     try:
         return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def serves(run: RunDir, active: Path | None) -> bool:
+    """Whether `active` (the active model's path) is this run or its package."""
+    return active is not None and active in (run.path, run.model)
+
+
+def activate(run: RunDir) -> None:
+    """Make the run's package the one the app serves (the model service reloads on the next request)."""
+    if not run.has_model():
+        raise ServiceError(404, "this run has no model package yet")
+    with transaction.atomic():
+        ActiveModel.objects.all().delete()
+        ActiveModel.objects.create(path=str(run.model))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    run: str
+    architecture: str
+    path: str
+    test_accuracy: float | None
+    active: bool
+
+
+def list_models() -> tuple[Path | None, list[ModelEntry]]:
+    """The active model's path and every run's finished package."""
+    active = MODEL.active_path()
+    entries = [
+        ModelEntry(r.name, r.architecture, str(r.run.model), r.test_accuracy, serves(r.run, active))
+        for r in list_runs()
+        if r.has_model
+    ]
+    return active, entries
+
+
+# The run files the dashboard serves, by their path inside the run (the name in their URL).
+def run_files(run: RunDir) -> dict[str, Path]:
+    paths = [run.curves, run.eval.report, run.eval.metrics, *(run.eval.plot(p) for p in EvalDir.PLOTS)]
+    return {p.relative_to(run.path).as_posix(): p for p in paths}
+
+
+def run_file(run: RunDir, name: str) -> Path:
+    """One of `run_files`, if it is there."""
+    path = run_files(run).get(name)
+    if path is None:
+        raise ServiceError(404, "not a run file the dashboard shows")
+    if not path.is_file():
+        raise ServiceError(404, f"{name} does not exist (yet)")
+    return path
+
+
+@dataclass(frozen=True)
+class RunPage:
+    summary: RunSummary
+    metrics: dict[str, Any] | None
+    curves: str | None  # names in run_files, of those that are there
+    report: str | None
+    plots: list[str]
+    active: bool
+
+
+def run_page(run: RunDir) -> RunPage:
+    def shown(path: Path) -> str | None:
+        return path.relative_to(run.path).as_posix() if path.is_file() else None
+
+    plots = sorted(name for p in EvalDir.PLOTS if (name := shown(run.eval.plot(p))) is not None)
+    return RunPage(
+        run_summary(run),
+        run_metrics(run),
+        shown(run.curves),
+        shown(run.eval.report),
+        plots,
+        serves(run, MODEL.active_path()),
+    )
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    name: str  # the comparison's folder
+    rows: list[dict[str, str]]  # leaderboard.csv's rows, best first
+
+
+def leaderboards() -> list[Leaderboard]:
+    """Every comparison's leaderboard under the runs folder."""
+    root = Path(settings.RUNS_DIR)
+    boards = []
+    for comparison in (CompareDir(p) for p in sorted(root.glob("*"))):
+        if comparison.has_leaderboard():
+            with comparison.leaderboard.open(newline="", encoding="utf-8") as fh:
+                boards.append(Leaderboard(comparison.path.name, list(csv.DictReader(fh))))
+    return boards
+
+
+@dataclass(frozen=True)
+class EvaluatedImage:
+    filename: str
+    label: str
+    predicted: str
+    confidence: float
+
+    @property
+    def wrong(self) -> bool:
+        return self.label != self.predicted
+
+
+def evaluated(run: RunDir) -> list[EvaluatedImage]:
+    """The run's evaluated test images (predictions.csv), in its order; [] before an evaluation."""
+    file = run.eval.predictions
+    if not file.is_file():
+        return []
+    with file.open(newline="", encoding="utf-8") as fh:
+        return [
+            EvaluatedImage(r["filename"], r["label"], r["predicted"], float(r["confidence"]))
+            for r in csv.DictReader(fh)
+        ]

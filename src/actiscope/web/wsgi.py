@@ -4,5 +4,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "actiscope.web.settings")
+from actiscope.web.setup import prepare_environment
+
+prepare_environment(
+    os.environ
+)  # the process's edge: `actiscope serve` has done it already, plain gunicorn not
 application = get_wsgi_application()

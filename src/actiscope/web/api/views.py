@@ -2,38 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from actiscope.web import services
-from actiscope.web.api.serializers import ErrorSerializer, PredictionSerializer, PredictRequestSerializer
+from actiscope.web.api.serializers import (
+    ErrorSerializer,
+    ModelListSerializer,
+    PredictionSerializer,
+    PredictRequestSerializer,
+    RunDetailSerializer,
+    RunListSerializer,
+)
 from actiscope.web.classify.models import Prediction
 
 
 class PredictView(APIView):
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": PredictRequestSerializer},
-                   responses={201: PredictionSerializer(many=True), 400: ErrorSerializer, 413: ErrorSerializer,
-                              503: ErrorSerializer})  # fmt: skip
+    @extend_schema(
+        request={"multipart/form-data": PredictRequestSerializer},
+        responses={
+            201: PredictionSerializer(many=True),
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+    )
     def post(self, request: Request) -> Response:
-        files = request.FILES.getlist("file")
-        try:
-            top_k = int(request.data.get("top_k", request.query_params.get("top_k", 5)))
-        except (TypeError, ValueError):
-            raise ValidationError({"top_k": "must be a whole number"}) from None
-        if not 1 <= top_k <= 100:
-            raise ValidationError({"top_k": "must be between 1 and 100"})
-        rows = services.classify(files, top_k=top_k)
+        # the service's one line for no file or too many comes before the form's field errors
+        services.check_count(request.FILES.getlist("file"))
+        form = PredictRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        rows = services.classify(form.validated_data["file"], top_k=form.validated_data["top_k"])
         return Response(PredictionSerializer(rows, many=True).data, status=status.HTTP_201_CREATED)
 
 
@@ -44,13 +55,9 @@ class PredictionList(generics.ListAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self) -> Any:
-        rows = Prediction.objects.all()
-        if label := self.request.query_params.get("label"):
-            rows = rows.filter(label=label)
-        if model := self.request.query_params.get("model"):
-            rows = rows.filter(model_name=model)
-        return rows
+    def get_queryset(self) -> QuerySet[Prediction]:
+        params = self.request.query_params
+        return services.predictions(params.get("label", ""), params.get("model", ""))
 
 
 class PredictionDetail(generics.RetrieveDestroyAPIView):
@@ -62,30 +69,28 @@ class PredictionDetail(generics.RetrieveDestroyAPIView):
 
 
 class ModelList(APIView):
-    @extend_schema(operation_id="v1_models_list", responses={200: dict})
+    @extend_schema(operation_id="v1_models_list", responses={200: ModelListSerializer})
     def get(self, request: Request) -> Response:
-        active = services.MODEL.active_path()
-        models = [
-            {"run": r["name"], "architecture": r["architecture"], "path": r["path"] + "/model",
-             "test_accuracy": r["test_accuracy"], "active": active is not None and str(active) in (r["path"], r["path"] + "/model")}
-            for r in services.list_runs() if r["has_model"]
-        ]  # fmt: skip
-        return Response({"active": str(active) if active else None, "models": models})
+        active, models = services.list_models()
+        return Response(
+            ModelListSerializer({"active": str(active) if active else None, "models": models}).data
+        )
 
 
 class RunList(APIView):
-    @extend_schema(operation_id="v1_runs_list", responses={200: dict})
+    @extend_schema(operation_id="v1_runs_list", responses={200: RunListSerializer})
     def get(self, request: Request) -> Response:
-        return Response({"runs": services.list_runs()})
+        return Response(RunListSerializer({"runs": services.list_runs()}).data)
 
 
 class RunDetail(APIView):
-    @extend_schema(responses={200: dict, 404: ErrorSerializer})
+    @extend_schema(responses={200: RunDetailSerializer, 404: ErrorSerializer})
     def get(self, request: Request, name: str) -> Response:
-        path = services.find_run(name)
-        if path is None:
+        run = services.find_run(name)
+        if run is None:
             return Response({"error": f"no run named {name!r}; see /api/v1/runs"}, status=404)
-        return Response({**services.run_summary(path), "metrics": services.run_metrics(path)})
+        detail = {**asdict(services.run_summary(run)), "metrics": services.run_metrics(run)}
+        return Response(RunDetailSerializer(detail).data)
 
 
 def healthz(request: Any) -> JsonResponse:

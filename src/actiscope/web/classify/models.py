@@ -14,6 +14,8 @@ class Prediction(models.Model):
     original_name = models.CharField(max_length=255, blank=True)  # only ever displayed, escaped
     model_name = models.CharField(max_length=200, db_index=True)
     model_version = models.CharField(max_length=100, blank=True)
+    # the package directory of the model that made it, so that it is explained by that model; "" before 0003
+    model_path = models.CharField(max_length=1000, blank=True, default="")
     label = models.CharField(max_length=200, db_index=True)
     confidence = models.FloatField()
     top_k = models.JSONField()  # [[label, probability], ...] best first

@@ -1,8 +1,7 @@
-"""Pages: classify (upload, top-5 bars, Grad-CAM on request) and history. Views parse and respond."""
+"""Pages: classify (upload, top-5 bars, Grad-CAM on request) and history. Views parse and respond; the
+work is in services."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
@@ -10,7 +9,6 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from actiscope.errors import ActiscopeError
 from actiscope.web import services
 from actiscope.web.classify.models import Prediction
 
@@ -33,18 +31,10 @@ def classify_page(request: HttpRequest) -> HttpResponse:
 
 
 def history_page(request: HttpRequest) -> HttpResponse:
-    rows = Prediction.objects.all()
     label, model = request.GET.get("label", ""), request.GET.get("model", "")
-    if label:
-        rows = rows.filter(label=label)
-    if model:
-        rows = rows.filter(model_name=model)
-    page = Paginator(rows, 24).get_page(request.GET.get("page"))
-    context = {
-        "page": page, "label": label, "model": model,
-        "labels": Prediction.objects.order_by("label").values_list("label", flat=True).distinct(),
-        "models": Prediction.objects.order_by("model_name").values_list("model_name", flat=True).distinct(),
-    }  # fmt: skip
+    labels, models = services.history_choices()
+    page = Paginator(services.predictions(label, model), 24).get_page(request.GET.get("page"))
+    context = {"page": page, "label": label, "model": model, "labels": labels, "models": models}
     return render(request, "actiscope/history.html", context)
 
 
@@ -62,18 +52,9 @@ def prediction_image(request: HttpRequest, pk: int) -> FileResponse:
 
 
 def prediction_gradcam(request: HttpRequest, pk: int) -> HttpResponse:
-    """The Grad-CAM overlay for a stored prediction's class, made on request with the active model."""
-    from actiscope.explain import explain
-
-    row = get_object_or_404(Prediction, pk=pk)
-    cache = Path(settings.MEDIA_ROOT) / "gradcam" / f"{row.pk}.png"
-    if not cache.is_file():
-        model = services.MODEL.active_path()
-        if model is None:
-            return HttpResponse("no active model", status=503, content_type="text/plain")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            explain(model, services.image_path(row), out=cache, class_name=row.label)
-        except ActiscopeError as exc:
-            return HttpResponse(f"Grad-CAM unavailable: {exc}", status=409, content_type="text/plain")
-    return FileResponse(cache.open("rb"), content_type="image/png")
+    """The Grad-CAM overlay for a stored prediction's class, by the model that made the prediction."""
+    try:
+        overlay = services.explanation(get_object_or_404(Prediction, pk=pk))
+    except services.ServiceError as exc:
+        return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
+    return FileResponse(overlay.open("rb"), content_type="image/png")

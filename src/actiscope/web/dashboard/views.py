@@ -1,14 +1,12 @@
 """Runs dashboard: runs and their metrics, a run's curves and report, leaderboards, the gallery, and
-the control that makes a run's model the active one."""
+the control that makes a run's model the active one. Views parse and respond; the work is in services."""
 
 from __future__ import annotations
 
-import csv
 import io
 import random
 from pathlib import Path
 
-from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -16,88 +14,66 @@ from PIL import Image
 
 from actiscope.data.video import is_video_path, preview_frame
 from actiscope.errors import MediaReadError
+from actiscope.run import RunDir
 from actiscope.web import services
-from actiscope.web.classify.models import ActiveModel
-
-RUN_FILES = {"curves.png", "eval/confusion_matrix.png", "eval/roc.png", "eval/pr.png", "eval/reliability.png",
-             "eval/per_class.png", "eval/mistakes.png", "eval/report.md", "eval/metrics.json", "compare.png"}  # fmt: skip
 
 
-def _run_or_404(name: str) -> Path:
-    path = services.find_run(name)
-    if path is None:
+def _run_or_404(name: str) -> RunDir:
+    run = services.find_run(name)
+    if run is None:
         raise Http404(f"no run named {name!r}")
-    return path
+    return run
 
 
 def runs_page(request: HttpRequest) -> HttpResponse:
-    leaderboards = []
-    for board in sorted(Path(settings.RUNS_DIR).glob("*/leaderboard.csv")):
-        with board.open(newline="", encoding="utf-8") as fh:
-            leaderboards.append({"name": board.parent.name, "rows": list(csv.DictReader(fh))})
+    runs = services.list_runs()
     active = services.MODEL.active_path()
-    return render(request, "actiscope/runs.html", {"runs": services.list_runs(), "leaderboards": leaderboards,
-                                                    "active": str(active) if active else ""})  # fmt: skip
+    context = {
+        "runs": runs,
+        "leaderboards": services.leaderboards(),
+        "active": {r.name for r in runs if services.serves(r.run, active)},
+    }
+    return render(request, "actiscope/runs.html", context)
 
 
 def run_page(request: HttpRequest, name: str) -> HttpResponse:
-    path = _run_or_404(name)
-    summary = services.run_summary(path)
-    metrics = services.run_metrics(path)
-    plots = [
-        f for f in sorted(RUN_FILES) if f.endswith(".png") and f != "curves.png" and (path / f).is_file()
-    ]
-    active = services.MODEL.active_path()
-    context = {"run": summary, "metrics": metrics, "plots": plots, "has_curves": (path / "curves.png").is_file(),
-               "has_report": (path / "eval" / "report.md").is_file(),
-               "active": active is not None and str(active) in (str(path), str(path / "model"))}  # fmt: skip
-    return render(request, "actiscope/run.html", context)
+    page = services.run_page(_run_or_404(name))
+    return render(request, "actiscope/run.html", {"run": page.summary, "page": page})
 
 
 def run_file(request: HttpRequest, name: str, file: str) -> FileResponse:
-    if file not in RUN_FILES:
-        raise Http404("not a run file the dashboard shows")
-    target = _run_or_404(name) / file
-    if not target.is_file():
-        raise Http404(f"{file} does not exist (yet)")
-    kind = "text/plain; charset=utf-8" if file.endswith(".md") else None
+    try:
+        target = services.run_file(_run_or_404(name), file)
+    except services.ServiceError as exc:
+        raise Http404(exc.message) from None
+    kind = "text/plain; charset=utf-8" if target.suffix == ".md" else None
     return FileResponse(target.open("rb"), content_type=kind)
 
 
 @require_POST
 def activate(request: HttpRequest, name: str) -> HttpResponse:
-    path = _run_or_404(name)
-    if not (path / "model" / "model.json").is_file():
-        raise Http404("this run has no model package yet")
-    ActiveModel.objects.all().delete()
-    ActiveModel.objects.create(path=str(path / "model"))
+    try:
+        services.activate(_run_or_404(name))
+    except services.ServiceError as exc:
+        raise Http404(exc.message) from None
     return redirect("run", name=name)
-
-
-def _evaluated(path: Path) -> list[dict[str, str]]:
-    file = path / "eval" / "predictions.csv"
-    if not file.is_file():
-        return []
-    with file.open(newline="", encoding="utf-8") as fh:
-        return [{"filename": r["filename"], "label": r["label"], "predicted": r["predicted"],
-                 "confidence": r["confidence"]} for r in csv.DictReader(fh)]  # fmt: skip
 
 
 def gallery_page(request: HttpRequest, name: str) -> HttpResponse:
     """Random test images with predicted and true labels (from the run's evaluation)."""
-    path = _run_or_404(name)
-    rows = _evaluated(path)
-    picks = random.sample(range(len(rows)), min(12, len(rows))) if rows else []
-    items = [{"index": i, **rows[i], "wrong": rows[i]["label"] != rows[i]["predicted"]} for i in picks]
-    return render(request, "actiscope/gallery.html", {"run": services.run_summary(path), "items": items})
+    run = _run_or_404(name)
+    rows = services.evaluated(run)
+    picks = random.sample(range(len(rows)), min(12, len(rows)))
+    items = [(i, rows[i]) for i in picks]  # the index names the image in its URL
+    return render(request, "actiscope/gallery.html", {"run": services.run_summary(run), "items": items})
 
 
 def gallery_image(request: HttpRequest, name: str, index: int) -> HttpResponse:
     """The test image, or for a clip its middle frame as a PNG."""
-    rows = _evaluated(_run_or_404(name))
-    if not 0 <= index < len(rows) or not Path(rows[index]["filename"]).is_file():
+    rows = services.evaluated(_run_or_404(name))
+    if not 0 <= index < len(rows) or not Path(rows[index].filename).is_file():
         raise Http404("no such test image")
-    file = Path(rows[index]["filename"])
+    file = Path(rows[index].filename)
     if not is_video_path(file):
         return FileResponse(file.open("rb"))
     buffer = io.BytesIO()

@@ -1,57 +1,43 @@
-"""Django settings for `actiscope serve`, read from the environment (twelve-factor style).
+"""Settings shared by production and the tests, read from the environment (twelve-factor style). The
+environment is read here and nowhere else in the web app; services take these values from settings.
 
 ACTISCOPE_DATA_DIR   database, uploads, secret key (default ~/.local/share/actiscope)
 ACTISCOPE_RUNS       the runs the dashboard shows (default ./runs)
 ACTISCOPE_MODEL      the model package or run to serve (default: the active or newest run)
 DATABASE_URL         e.g. postgres://user:pass@host/db (default: SQLite in the data directory)
-ACTISCOPE_SECRET_KEY, ACTISCOPE_ALLOWED_HOSTS (comma-separated), ACTISCOPE_DEBUG=1,
-ACTISCOPE_HTTPS=1    behind TLS: secure cookies, HSTS, redirect to https (what `check --deploy` asks)
 ACTISCOPE_MAX_UPLOAD_MB (10), ACTISCOPE_MAX_CLIP_MB (50; clip length, size and frame limits:
 ACTISCOPE_MAX_CLIP_SECONDS/_SIDE/_FRAMES), ACTISCOPE_MAX_FILES (16), ACTISCOPE_API_TOKENS=1 (API needs a token),
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
+ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
+                     cores / workers, so that worker processes do not fight over cores)
+Production adds the secret key, DEBUG, the allowed hosts and HTTPS (see production.py).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from actiscope.data.video import VideoLimits
+from actiscope.web.setup import data_dir
+
+HERE = Path(__file__).resolve().parents[1]  # the web app's package: templates/ and static/
 
 
-def _flag(name: str) -> bool:
+def flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-DATA_DIR = Path(os.environ.get("ACTISCOPE_DATA_DIR", "~/.local/share/actiscope")).expanduser()
+DATA_DIR = data_dir(os.environ)
 RUNS_DIR = Path(os.environ.get("ACTISCOPE_RUNS", "runs")).expanduser()
 ACTISCOPE_MODEL = os.environ.get("ACTISCOPE_MODEL") or None
 MAX_UPLOAD_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_UPLOAD_MB", "10")) * 1024 * 1024)
 MAX_FILES = int(os.environ.get("ACTISCOPE_MAX_FILES", "16"))
 MAX_CLIP_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_CLIP_MB", "50")) * 1024 * 1024)
-
-
-def _secret_key() -> str:
-    """From the environment, else one generated once per data directory (kept private)."""
-    if os.environ.get("ACTISCOPE_SECRET_KEY"):
-        return os.environ["ACTISCOPE_SECRET_KEY"]
-    path = DATA_DIR / "secret_key"
-    if not path.is_file():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-DEBUG = _flag("ACTISCOPE_DEBUG")
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("ACTISCOPE_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
-    if h.strip()
-]
+VIDEO_LIMITS = VideoLimits.from_env()
+_threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
+INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -84,15 +70,18 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict[str, object]:
+def _database() -> dict[str, Any]:
+    """DATABASE_URL, else SQLite in the data directory (which `web.setup.prepare_environment` creates)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         import dj_database_url
 
-        return dj_database_url.parse(url, conn_max_age=60)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "actiscope.sqlite3",
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}}  # fmt: skip
+        return dict(dj_database_url.parse(url, conn_max_age=60))
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "actiscope.sqlite3",
+        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+    }
 
 
 DATABASES = {"default": _database()}
@@ -108,15 +97,10 @@ MEDIA_ROOT = DATA_DIR / "uploads"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES + 1  # our own check names the limit; Django's is a backstop
 
-HTTPS = _flag("ACTISCOPE_HTTPS")
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
-SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-API_TOKENS = _flag("ACTISCOPE_API_TOKENS")
+API_TOKENS = flag("ACTISCOPE_API_TOKENS")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
