@@ -65,7 +65,7 @@ def test_bad_choice_names_the_closest(
 def test_choices_are_the_librarys(capsys: pytest.CaptureFixture[str]) -> None:
     from actiscope import config
     from actiscope.data.formats import READERS
-    from actiscope.evaluate.compare import SELECT
+    from actiscope.evaluate.leaderboard import SELECT
     from actiscope.explain import METHODS
     from actiscope.export import FORMATS
     from actiscope.predict import BACKENDS

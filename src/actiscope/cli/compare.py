@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.workflows import compare
     from actiscope.run import CompareDir
+    from actiscope.workflows import compare
 
     base, chosen = train_config(args, str(args.data))
     for line in chosen:
