@@ -23,8 +23,8 @@ from django.db.utils import Error as DatabaseError
 
 from actiscope.errors import ActiscopeError
 from actiscope.package import package_dir
+from actiscope.web.setup import prepare_environment
 
-SETTINGS_MODULE = "actiscope.web.settings"
 WSGI_APPLICATION = "actiscope.web.wsgi:application"
 REQUEST_TIMEOUT_S = 120  # a first request loads the model; a batch of clips takes a while on a CPU
 GRACEFUL_TIMEOUT_S = 10
@@ -111,9 +111,9 @@ def _export_environment(*, runs: Path, model: Path | None, data_dir: Path | None
         os.environ["ACTISCOPE_MODEL"] = str(model.expanduser().resolve())
     if data_dir is not None:
         os.environ["ACTISCOPE_DATA_DIR"] = str(data_dir.expanduser().resolve())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
     # the workers share the cores: each inference session gets its part of them
     os.environ.setdefault("ACTISCOPE_INFERENCE_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    prepare_environment(os.environ)  # the production settings, the data directory and its secret key
 
 
 def _migrate() -> tuple[Path, Path]:

@@ -133,7 +133,9 @@ class ModelService:
         with self._lock:
             if self._predictor is None or self._served is None or path != self._path:
                 try:
-                    predictor = Predictor.load(path)
+                    predictor = Predictor.load(
+                        path, threads=settings.INFERENCE_THREADS or None, video_limits=settings.VIDEO_LIMITS
+                    )
                     directory = package_dir(path).resolve()
                 except ActiscopeError as exc:
                     raise ServiceError(503, f"the active model cannot be loaded: {exc}") from None
