@@ -74,6 +74,7 @@ class TrainConfig:
     split: str | None = None  # an existing split.json; otherwise one is made with val/test/seed
     val: float = 0.15
     test: float = 0.15
+    exclude: str | None = None  # files to leave out (data audit's reviewed audit.csv, or a list of paths)
     weights: str = "none"  # none | imagenet | PATH
     mode: str = "scratch"
     epochs: int = 10

@@ -15,8 +15,6 @@ from functools import cache
 from pathlib import Path
 
 from actiscope.config import TrainConfig
-from actiscope.data.formats import load_dataset
-from actiscope.data.split import make_split
 from actiscope.engine import fit
 from actiscope.engine.fit import RunResult, TrainingInterrupted, resume_config
 from actiscope.errors import ActiscopeError
@@ -142,8 +140,7 @@ def _shared_split(base: TrainConfig, comparison: CompareDir) -> Path:
     if base.split:
         return Path(base.split)
     if not comparison.split.is_file():
-        dataset = load_dataset(base.data, base.format)
-        make_split(dataset, val=base.val, test=base.test, seed=base.seed).save(comparison.split)
+        fit.split_manifest(base).save(comparison.split)
     return comparison.split
 
 

@@ -89,3 +89,53 @@ def test_the_audit_finds_flipped_har15_labels(tmp_path: Path) -> None:
         table = list(csv.DictReader(fh))
     assert [r["rank"] for r in table[:3]] == ["1", "2", "3"] and all(r["exclude"] == "yes" for r in table)
     assert result.grid.is_file() and result.summary.is_file() and result.images == 300
+
+
+def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three images moved into the wrong class folder: the audit ranks them first, and split and train
+    leave out what the reviewed audit.csv marks."""
+    import shutil
+
+    import torch
+
+    from actiscope.cli import main
+    from actiscope.config import TrainConfig
+    from actiscope.data.split import SplitManifest
+    from actiscope.engine.fit import split_manifest
+    from actiscope.models.registry import create_model
+    from tests.conftest import write_colour_classes
+
+    data = write_colour_classes(tmp_path / "data", per_class=20, size=32)
+    classes = sorted(p.name for p in data.iterdir())
+    moved = []
+    for image in sorted((data / classes[0]).iterdir())[:3]:
+        moved.append(data / classes[1] / ("moved-" + image.name))
+        shutil.move(image, moved[-1])
+    torch.manual_seed(0)
+    weights = tmp_path / "features.pth"  # any fixed network: colours separate on its features
+    torch.save(create_model("simple-cnn", len(classes)).state_dict(), weights)
+    code = main(["data", "audit", str(data), "--model", "simple-cnn", "--weights", str(weights), "--image-size",
+                 "32", "--folds", "4", "--out", str(tmp_path / "audit")])  # fmt: skip
+    assert code == 0
+    table = tmp_path / "audit" / "audit.csv"
+    with open(table, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    found = [r for r in rows if Path(r["file"]).name in {p.name for p in moved}]
+    assert len(found) >= 2 and rows[: len(found)] == found  # the moved images first, nothing else before them
+    assert all(r["suggested"] == classes[0] for r in found)
+    assert "images whose given label is unlikely" in capsys.readouterr().out
+    # the reviewer keeps the first as it is: only the other two are excluded
+    rows[0]["exclude"] = "no"
+    with open(table, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert (
+        main(["data", "split", str(data), "--exclude", str(table), "--out", str(tmp_path / "split.json")])
+        == 0
+    )
+    kept = {Path(e.path).name for e in SplitManifest.load(tmp_path / "split.json").entries}
+    gone = {Path(r["file"]).name for r in rows if r["exclude"] == "yes"}
+    assert gone and not kept & gone and Path(rows[0]["file"]).name in kept
+    manifest = split_manifest(TrainConfig(data=str(data), exclude=str(table)))
+    assert not {Path(e.path).name for e in manifest.entries} & gone

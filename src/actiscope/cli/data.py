@@ -39,7 +39,39 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--near-distance", type=int, default=4, metavar="BITS")
     split.add_argument("--workers", type=int, default=None)
+    split.add_argument(
+        "--exclude",
+        type=Path,
+        metavar="FILE",
+        help="leave these files out: `data audit`'s audit.csv as reviewed, or a list of paths",
+    )
     split.set_defaults(handler=run_split)
+
+    audit = data_sub.add_parser(
+        "audit", help="rank the images whose given label is least likely (k-fold confident learning)"
+    )
+    add_dataset_args(audit)
+    audit.add_argument(
+        "--model",
+        default="mobilenet_v2",
+        help="backbone whose ImageNet features are used (default: %(default)s)",
+    )
+    audit.add_argument(
+        "--weights", default="imagenet", help="imagenet or a weights file (default: %(default)s)"
+    )
+    audit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s)")
+    audit.add_argument("--seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
+    audit.add_argument(
+        "--show", type=int, default=30, help="images in the picture grid (default: %(default)s)"
+    )
+    audit.add_argument("--image-size", type=int, default=None, help="input size (default: the model's own)")
+    audit.add_argument(
+        "--out",
+        type=Path,
+        default=Path("audit"),
+        help="folder for audit.csv, audit.png, audit.json (default: %(default)s)",
+    )
+    audit.set_defaults(handler=run_audit)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -60,6 +92,11 @@ def run_split(args: argparse.Namespace) -> int:
     from actiscope.data.split import SPLITS, make_split
 
     dataset = load_dataset(args.data, args.format, images=args.images)
+    if args.exclude:
+        from actiscope.data.exclude import read_exclusions, without
+
+        dataset = without(dataset, read_exclusions(args.exclude))
+        print(dataset.notes[-1])
     manifest = make_split(
         dataset,
         val=args.val,
@@ -74,6 +111,42 @@ def run_split(args: argparse.Namespace) -> int:
     for item in manifest.dropped:
         print(f"dropped {item['path']}: {item['reason']}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from actiscope.evaluate.audit import audit
+
+    result = audit(
+        args.data,
+        out=args.out,
+        model=args.model,
+        weights=args.weights,
+        data_format=args.format,
+        images=args.images,
+        folds=args.folds,
+        seed=args.seed,
+        show=args.show,
+        image_size=args.image_size,
+    )
+    print(
+        f"{result.images} images, {len(result.classes)} classes: features {result.feature_s} s, "
+        f"{result.folds}-fold heads {result.fit_s} s, out-of-sample accuracy {result.accuracy:.3f}"
+    )
+    print(
+        f"{len(result.issues)} images whose given label is unlikely; the first {min(10, len(result.issues))}:"
+    )
+    for issue in result.issues[:10]:
+        print(
+            f"  {issue.rank:3d}. {issue.file}: given {issue.given} ({issue.p_given:.2f}), "
+            f"suggested {issue.suggested} ({issue.p_suggested:.2f})"
+        )
+    for line in result.unreadable:
+        print(f"unreadable: {line}")
+    print(
+        f"wrote {result.table} (set exclude to no where the given label is right, then train or split "
+        f"with --exclude {result.table}), {result.grid}, {result.summary}"
+    )
     return 0
 
 

@@ -26,6 +26,7 @@ from actiscope.config import (
 TRAIN_HELP = {
     "model": "architecture from `actiscope models`, or timm/<name>",
     "split": "an existing split.json (default: a new stratified split of DATA)",
+    "exclude": "leave these files out: `data audit`'s audit.csv as reviewed (rows with exclude=yes) or a list of paths",
     "weights": "none | imagenet | auto (imagenet where it can be had here, else none) | PATH to a state-dict "
     "file (torchvision or timm key names)",
     "mode": "scratch | linear (frozen backbone, cached features) | finetune (the default with --weights)",

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from actiscope.config import ConfigError, TrainConfig
 from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
+from actiscope.data.exclude import read_exclusions, without
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
@@ -91,7 +92,7 @@ def train(
         manifest = SplitManifest.load(run.split)
     else:
         run = None
-        manifest = _manifest(config)
+        manifest = split_manifest(config)
         if len(manifest.classes) < 2:
             raise DataError(
                 f"{config.data}: found {len(manifest.classes)} class(es); training needs at least two"
@@ -281,10 +282,14 @@ def resume_config(run_dir: Path, **overrides: Any) -> TrainConfig:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _manifest(config: TrainConfig) -> SplitManifest:
+def split_manifest(config: TrainConfig) -> SplitManifest:
+    """The run's split: --split's file, else a new one of DATA (less --exclude's files)."""
     if config.split:
         return SplitManifest.load(config.split)
     dataset = load_dataset(config.data, config.format)
+    if config.exclude:
+        dataset = without(dataset, read_exclusions(config.exclude))
+        log.info(dataset.notes[-1])
     return make_split(dataset, val=config.val, test=config.test, seed=config.seed)
 
 

@@ -115,6 +115,7 @@ def audit(
     model: str = "mobilenet_v2",
     weights: str = "imagenet",
     data_format: str | None = None,
+    images: str | Path | None = None,
     folds: int = 5,
     seed: int = 0,
     show: int = 30,
@@ -128,7 +129,7 @@ def audit(
         raise AuditError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if weights == "none":
         raise AuditError("the audit ranks images on pretrained features: give --weights imagenet or a file")
-    dataset = load_dataset(data, data_format)
+    dataset = load_dataset(data, data_format, images=images)
     if dataset.kind != "image":
         raise AuditError(f"{data}: the audit works on images; this dataset holds {dataset.kind} clips")
     samples = [s for s in dataset.samples if s.label is not None]

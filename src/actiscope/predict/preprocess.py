@@ -1,6 +1,6 @@
-"""model.json's preprocessing, through the same functions training uses: images.load_image (a file) or
-images.to_rgb (a picture in memory) -> transforms.preprocess -> transforms.Normalize; a clip goes through
-video.read_clip and the evaluation frames of its pool (video.sample_frames).
+"""model.json's preprocessing, through the same functions training uses: images.load_pixels (a file, as
+the training cache decodes it) or images.to_rgb + transforms.preprocess (a picture in memory), then
+transforms.Normalize; a clip goes through video.clip_frames (the evaluation frames of its pool).
 
 Pixels are numpy arrays here: nothing on this path imports torch.
 """
@@ -13,16 +13,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from actiscope.data.images import load_image, to_rgb
+from actiscope.data.images import load_pixels, to_rgb
 from actiscope.data.transforms import Normalize, preprocess
-from actiscope.data.video import (
-    VideoLimits,
-    VideoReadError,
-    clip_frames,
-    pool_size,
-    read_clip,
-    sample_frames,
-)
+from actiscope.data.video import DEFAULT_LIMITS, VideoLimits, VideoReadError, clip_frames
 from actiscope.package import PackageMeta
 
 ImageInput = str | Path | BinaryIO | Image.Image | np.ndarray
@@ -39,7 +32,7 @@ class Preprocessor:
     def __init__(self, meta: PackageMeta, *, video_limits: VideoLimits | None = None) -> None:
         self.image_size = meta.image_size
         self.frames = meta.frames if meta.kind == "video" else None
-        self.video_limits = video_limits or VideoLimits()
+        self.video_limits = video_limits or DEFAULT_LIMITS
         self.normalize = Normalize(tuple(meta.mean), tuple(meta.std))
 
     @property
@@ -54,21 +47,17 @@ class Preprocessor:
             return self._clip_uint8(source, self.frames)
         if isinstance(source, np.ndarray):
             source = Image.fromarray(source.astype(np.uint8))
-        # A picture in memory gets the same colour conversion as a file (alpha on white, 16-bit scaled).
-        image = (
-            to_rgb(source) if isinstance(source, Image.Image) else load_image(source, draft=self.image_size)
-        )
-        return np.ascontiguousarray(preprocess(image, self.image_size).transpose(2, 0, 1))
+        if isinstance(source, Image.Image):  # the colour conversion of a file: alpha on white, 16-bit scaled
+            pixels = preprocess(to_rgb(source), self.image_size)
+        else:
+            pixels = load_pixels(source, self.image_size)
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
     def _clip_uint8(self, source: ImageInput, frames: int) -> np.ndarray:
         """A clip file, upload or (T, H, W, 3) array to the model's frames, as training evaluated."""
         if isinstance(source, Image.Image):
             raise VideoReadError("<image>", "this is a video model; give it a clip, not an image")
-        if isinstance(source, np.ndarray):
-            chosen = clip_frames(source, self.image_size, frames)
-        else:  # clip_frames for a file, but within this Preprocessor's limits (clip_frames takes none)
-            pool = read_clip(source, self.image_size, pool_size(frames), limits=self.video_limits).pixels
-            chosen = pool[sample_frames(len(pool), frames)]
+        chosen = clip_frames(source, self.image_size, frames, limits=self.video_limits)
         return np.ascontiguousarray(chosen.transpose(0, 3, 1, 2))
 
     def __call__(self, source: ImageInput) -> np.ndarray:
