@@ -26,12 +26,12 @@ from actiscope.package import package_dir
 from actiscope.web.setup import prepare_environment
 
 WSGI_APPLICATION = "actiscope.web.wsgi:application"
-REQUEST_TIMEOUT_S = 120  # a first request loads the model; a batch of clips takes a while on a CPU
+REQUEST_TIMEOUT_S = 120
 GRACEFUL_TIMEOUT_S = 10
 
 
 class ServeError(ActiscopeError):
-    """The server cannot start as asked: a missing model, a busy port, an unusable database."""
+    """The server cannot start as asked: no workers, a busy port, an unusable database."""
 
 
 @dataclass(frozen=True)

@@ -392,8 +392,8 @@ def list_models() -> tuple[Path | None, list[ModelEntry]]:
     return active, entries
 
 
-# The run files the dashboard serves, by their path inside the run (the name in their URL).
 def run_files(run: RunDir) -> dict[str, Path]:
+    """The run files the dashboard serves, by their path inside the run (their name in URLs)."""
     paths = [run.curves, run.eval.report, run.eval.metrics, *(run.eval.plot(p) for p in EvalDir.PLOTS)]
     return {p.relative_to(run.path).as_posix(): p for p in paths}
 
