@@ -52,6 +52,19 @@ def test_classify_page_shows_bars_and_history_lists_it(web: Path) -> None:
     assert gone.status_code == 302 and Prediction.objects.count() == 0 and stored_files(web) == []
 
 
+def test_delete_redirects_only_within_this_site(web: Path) -> None:
+    client = Client()
+    for target, expected in (
+        ("https://evil.example/phish", "/history"),
+        ("//evil.example", "/history"),
+        ("/history?label=a", "/history?label=a"),
+    ):
+        _upload(client, "x.png")
+        row = Prediction.objects.latest("pk")
+        gone = client.post(f"/predictions/{row.pk}/delete", {"next": target})
+        assert gone.status_code == 302 and gone["Location"] == expected, target
+
+
 def test_classify_page_form_error_keeps_nothing(web: Path) -> None:
     response = _upload(Client(), "fake.jpg", b"not an image")
     assert response.status_code == 400 and b'class="error"' in response.content
@@ -106,11 +119,21 @@ def test_run_page_names_the_starting_weights(
 
 
 def test_check_deploy_with_production_settings_is_clean(tmp_path: Path) -> None:
-    env = {**os.environ, "ACTISCOPE_DATA_DIR": str(tmp_path), "ACTISCOPE_HTTPS": "1", "ACTISCOPE_DEBUG": "0",
-           "ACTISCOPE_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
-           "ACTISCOPE_ALLOWED_HOSTS": "actions.example.org", "DJANGO_SETTINGS_MODULE": PRODUCTION_SETTINGS}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "actiscope.web.manage", "check", "--deploy", "--fail-level", "WARNING"],
-                          env=env, capture_output=True, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "ACTISCOPE_DATA_DIR": str(tmp_path),
+        "ACTISCOPE_HTTPS": "1",
+        "ACTISCOPE_DEBUG": "0",
+        "ACTISCOPE_SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
+        "ACTISCOPE_ALLOWED_HOSTS": "actions.example.org",
+        "DJANGO_SETTINGS_MODULE": PRODUCTION_SETTINGS,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "actiscope.web.manage", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no issues" in proc.stdout
 
@@ -130,9 +153,23 @@ def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path,
     }
     env.pop("ACTISCOPE_SECRET_KEY", None)  # the data directory's own key, made by web.setup
     server = subprocess.Popen(
-        [sys.executable, "-m", "actiscope.cli", "serve", "--runs", str(trained_run.parent), "--port", str(port),
-         "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "actiscope.cli",
+            "serve",
+            "--runs",
+            str(trained_run.parent),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -156,8 +193,12 @@ def test_serve_runs_gunicorn_with_migrations_and_a_lazy_model(trained_run: Path,
     busy.bind(("127.0.0.1", port))
     busy.listen()
     try:
-        proc = subprocess.run([sys.executable, "-m", "actiscope.cli", "serve", "--port", str(port)], env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "actiscope.cli", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     finally:
         busy.close()
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0

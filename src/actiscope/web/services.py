@@ -182,6 +182,11 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
         except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
             raise ServiceError(400, f"{upload.name}: {exc.reason}") from None
         results.append((upload, prediction, timeline, (time.perf_counter() - start) * 1000))
+    return _store(results, served)
+
+
+def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -> list[Prediction]:
+    """The uploads and their rows, all or none: files are removed on any failure."""
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -211,6 +216,26 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class LiveAnswer:
+    top: list[tuple[str, float]]
+    latency_ms: float
+    saved: int | None  # the History row, when the frame was saved
+
+
+def live_frame(frame: Any, *, save: bool = False, top_k: int = 5) -> LiveAnswer:
+    """One camera frame: checked like an upload, predicted, and stored only when `save` is asked."""
+    predictor, served = MODEL.serving()
+    if predictor.meta.kind != "image":
+        raise ServiceError(400, "the Live page needs an image model; the active model classifies clips")
+    (upload,) = read_uploads([frame], "image")
+    start = time.perf_counter()
+    (prediction,) = predictor.predict([upload.source()], top_k=top_k)
+    latency = (time.perf_counter() - start) * 1000
+    saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
+    return LiveAnswer([(label, round(p, 6)) for label, p in prediction.top_k], round(latency, 2), saved)
 
 
 def predictions(label: str = "", model: str = "") -> QuerySet[Prediction]:

@@ -7,6 +7,7 @@ from actiscope.web.dashboard import views as dashboard
 
 urlpatterns = [
     path("", classify.classify_page, name="classify"),
+    path("live", classify.live_page, name="live"),
     path("history", classify.history_page, name="history"),
     path("predictions/<int:pk>/delete", classify.delete_page, name="delete"),
     path("predictions/<int:pk>/image", classify.prediction_image, name="image"),

@@ -201,3 +201,14 @@ class MetricsField(serializers.Field):
 
 class RunDetailSerializer(RunSummarySerializer):
     metrics = MetricsField(allow_null=True, help_text="the run's evaluation (eval/metrics.json), if any")
+
+
+class LiveFrameSerializer(serializers.Serializer):
+    frame = serializers.FileField(allow_empty_file=True, help_text="one camera frame (JPEG or PNG)")
+    save = serializers.BooleanField(default=False, help_text="keep this frame and its prediction in History")
+
+
+class LiveAnswerSerializer(serializers.Serializer):
+    top = TopKSerializer(many=True)
+    latency_ms = serializers.FloatField(help_text="the model's time on the server")
+    saved = serializers.IntegerField(allow_null=True, help_text="the History entry, when the frame was saved")

@@ -18,6 +18,8 @@ from rest_framework.views import APIView
 from actiscope.web import services
 from actiscope.web.api.serializers import (
     ErrorSerializer,
+    LiveAnswerSerializer,
+    LiveFrameSerializer,
     ModelListSerializer,
     PredictionSerializer,
     PredictRequestSerializer,
@@ -46,6 +48,28 @@ class PredictView(APIView):
         form.is_valid(raise_exception=True)
         rows = services.classify(form.validated_data["file"], top_k=form.validated_data["top_k"])
         return Response(PredictionSerializer(rows, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class LiveView(APIView):
+    """One frame of the Live page's camera: nothing is stored unless `save` is set."""
+
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": LiveFrameSerializer},
+        responses={
+            200: LiveAnswerSerializer,
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        form = LiveFrameSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        answer = services.live_frame(form.validated_data["frame"], save=form.validated_data["save"])
+        top = [{"label": label, "probability": p} for label, p in answer.top]
+        return Response(LiveAnswerSerializer({**asdict(answer), "top": top}).data)
 
 
 class PredictionList(generics.ListAPIView):

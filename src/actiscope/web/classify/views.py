@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from actiscope.web import services
@@ -30,6 +31,13 @@ def classify_page(request: HttpRequest) -> HttpResponse:
     return render(request, "actiscope/classify.html", context, status=status)
 
 
+def live_page(request: HttpRequest) -> HttpResponse:
+    """The webcam page: live.js sends frames to the API's live endpoint, one at a time."""
+    return render(
+        request, "actiscope/live.html", {"video": services.MODEL.active_kind() == "video", "min_gap_ms": 200}
+    )
+
+
 def history_page(request: HttpRequest) -> HttpResponse:
     label, model = request.GET.get("label", ""), request.GET.get("model", "")
     labels, models = services.history_choices()
@@ -41,7 +49,11 @@ def history_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def delete_page(request: HttpRequest, pk: int) -> HttpResponse:
     services.delete_prediction(get_object_or_404(Prediction, pk=pk))
-    return redirect(request.POST.get("next") or "history")
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return redirect(target if target and safe else "history")  # never to another site (an open redirect)
 
 
 def prediction_image(request: HttpRequest, pk: int) -> FileResponse:

@@ -45,7 +45,6 @@
     lines.forEach((line, i) => ctx.fillText(line, 16, 30 + 24 * i));
     root.dataset.answered = String(answered);
     root.dataset.sent = String(sent);
-    root.dataset.maxInFlight = String(Math.max(Number(root.dataset.maxInFlight || 0), inFlight + 1));
   }
 
   async function send() {
@@ -61,7 +60,8 @@
     if (saveNext) body.append("save", "true");
     const keep = saveNext;
     saveNext = false;
-    inFlight = 1;
+    inFlight += 1;  // the guard above keeps this at most 1; recorded for tests and curious users
+    root.dataset.maxInFlight = String(Math.max(Number(root.dataset.maxInFlight || 0), inFlight));
     sent += 1;
     const started = performance.now();
     try {
@@ -76,7 +76,7 @@
     } catch (err) {
       say(String(err.message || err), true);
     } finally {
-      inFlight = 0;
+      inFlight -= 1;
       const wait = Math.max(0, MIN_GAP_MS - (performance.now() - started));
       setTimeout(send, wait);
     }
