@@ -8,62 +8,21 @@ from typing import Any
 
 import yaml
 
-from actiscope.errors import ActiscopeError
-
-OPTIMIZERS = ("adamw", "adam", "adamax", "sgd")
-SCHEDULERS = ("cosine", "onecycle", "plateau", "none")
-MODES = ("scratch", "linear", "finetune")
-AUGMENTS = ("none", "light", "standard", "strong")
-BALANCES = ("none", "oversample", "weights", "trim")
-PRECISIONS = ("auto", "32", "bf16")
-EXPORTS = ("none", "onnx", "int8")
-SAMPLING = ("tsn", "uniform")
-
-
-class ConfigError(ActiscopeError):
-    pass
-
-
-# Defaults with pretrained weights (`TrainConfig.recipe`); an option the user gives wins. Measured on
-# har15 with the ImageNet MobileNetV2 (bench/bench_transfer.py): see the README's transfer section.
-CLOCK_EPOCHS = 1000  # the epoch bound of a recipe under --time-limit: the clock decides
-RECIPES: dict[str, dict[str, Any]] = {
-    "finetune": {
-        "mode": "finetune",
-        "image_size": 160,
-        "epochs": 10,
-        "batch_size": 32,
-        "lr": 3e-3,
-        "backbone_lr_mult": 0.1,
-        "head_epochs": 10,
-        "freeze": 0.2,
-        "label_smoothing": 0.1,
-        "augment": "light",
-        "weight_decay": 0.01,
-    },
-    # from scratch (bench/bench_recipe.py, resnet18 at 112 px): what `--weights auto` falls back to
-    "scratch": {
-        "mode": "scratch",
-        "image_size": 112,
-        "batch_size": 64,
-        "epochs": 30,
-        "lr": 2e-3,
-        "warmup_epochs": 1,
-        "label_smoothing": 0.1,
-    },
-    "linear": {
-        "mode": "linear",
-        "image_size": 192,
-        "views": 1,
-        "epochs": 30,
-        "batch_size": 128,
-        "lr": 3e-3,
-        "label_smoothing": 0.1,
-        "augment": "light",
-        "drop_rate": 0.2,
-        "weight_decay": 0.05,
-    },
-}
+# The choices, the recipes and the error come from options.py, where the nested options are declared
+# with their help text; this flat dataclass is what the engine still reads until it takes the options.
+from actiscope.options import (
+    AUGMENTS,
+    BALANCES,
+    CLOCK_EPOCHS,
+    EXPORTS,
+    MODES,
+    OPTIMIZERS,
+    PRECISIONS,
+    RECIPES,
+    SAMPLING,
+    SCHEDULERS,
+    ConfigError,
+)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def test_unknown_option_without_a_close_one(capsys: pytest.CaptureFixture[str]) 
         (["models", "--kind", "vidoe"], "--kind 'vidoe' is not one of: image, video; did you mean video?"),
         (["trian"], "command 'trian' is not one of: data, models, weights, train,"),
         (["trian"], "; did you mean train?"),
-        (["data", "inpsect", "DATA"], "actiscope data: error: data command 'inpsect' is not one of: inspect, split; did you mean inspect?"),
+        (["data", "inpsect", "DATA"], "actiscope data: error: data command 'inpsect' is not one of: inspect, split, audit; did you mean inspect?"),
         (["train", "DATA", "--optimizer", "lion"], "--optimizer 'lion' is not one of: adamw, adam, adamax, sgd (see --help)"),
     ],
 )  # fmt: skip  # one case per line reads as a table
