@@ -22,7 +22,9 @@ def test_training_adds_checked_onnx_and_int8_and_predict_uses_them(trained_run: 
     assert meta.exports["model.onnx"]["max_prob_diff"] < 1e-4
     int8 = meta.exports["model.int8.onnx"]
     assert int8["test_images"] > 0 and int8["fp32_accuracy"] >= 0.9
-    torch_rate = meta.exports["model.onnx"]["torch_per_s"]  # the rule of choose_backend, on the measured rates
+    torch_rate = meta.exports["model.onnx"][
+        "torch_per_s"
+    ]  # the rule of choose_backend, on the measured rates
     faster = int8["int8_images_per_s"] > max(int8["fp32_images_per_s"], torch_rate)
     expected = "onnx-int8" if int8["fp32_accuracy"] - int8["int8_accuracy"] <= 0.005 and faster else "onnx"
     assert Predictor.load(trained_run).backend == expected
