@@ -130,8 +130,13 @@ class Tally:
     def finish(self) -> dict[str, object]:
         growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.start_rss) / 1024
         assert growth < MEMORY_GROWTH_MB, f"peak memory grew by {growth:.0f} MB over the run"
-        result = {**self.counts, "inputs": sum(self.counts.values()), "crashes": 0,
-                  "slowest_s": round(self.slowest, 3), "peak_rss_growth_mb": round(growth, 1)}  # fmt: skip
+        result = {
+            **self.counts,
+            "inputs": sum(self.counts.values()),
+            "crashes": 0,
+            "slowest_s": round(self.slowest, 3),
+            "peak_rss_growth_mb": round(growth, 1),
+        }
         if REPORT:
             path = Path(REPORT)
             earlier = json.loads(path.read_text()) if path.is_file() else {}
@@ -182,3 +187,25 @@ def test_the_time_bound_stops_a_slow_reader() -> None:
     with pytest.raises(Hang), time_bound(0.2):
         while True:
             time.sleep(0.01)
+
+
+def test_a_stream_without_a_decoder_is_refused_by_name() -> None:
+    """What the fuzzer found once (an AttributeError): a damaged header whose video stream has no codec."""
+    from types import SimpleNamespace
+
+    from actiscope.data.video import VideoReadError, _info
+
+    stream = SimpleNamespace(
+        average_rate=25,
+        guessed_rate=None,
+        duration=None,
+        time_base=None,
+        frames=10,
+        codec_context=None,
+        type="video",
+    )
+    container = SimpleNamespace(
+        format=SimpleNamespace(name="mov,mp4"), streams=SimpleNamespace(video=[stream]), duration=None
+    )
+    with pytest.raises(VideoReadError, match=r"fuzz\.mp4: no decoder for its video stream"):
+        _info(container, "fuzz.mp4", VideoLimits())

@@ -122,8 +122,11 @@ def _info(container, name: str, limits: VideoLimits) -> VideoInfo:  # type: igno
     else:
         duration = 0.0
     frames = int(stream.frames) or round(duration * fps)
-    width, height = stream.codec_context.width, stream.codec_context.height
-    info = VideoInfo(duration, frames, fps, width, height, stream.codec_context.name)
+    codec = stream.codec_context
+    if codec is None:  # found by tests/data/test_fuzz_readers.py: a damaged header naming no decoder
+        raise VideoReadError(name, "no decoder for its video stream (unknown or damaged codec)")
+    width, height = codec.width, codec.height
+    info = VideoInfo(duration, frames, fps, width, height, codec.name)
     if duration > limits.max_seconds:
         raise VideoReadError(name, f"{duration:.0f} s is over the limit of {limits.max_seconds:g} s "
                                    "(ACTISCOPE_MAX_CLIP_SECONDS); trim the clip")  # fmt: skip
