@@ -122,6 +122,13 @@ class DataOptions:
     )
     val: float = field(default=0.15, metadata={"help": "fraction of a new split held out for validation"})
     test: float = field(default=0.15, metadata={"help": "fraction of a new split held out for the test"})
+    exclude: str | None = field(
+        default=None,
+        metadata={
+            "help": "leave these files out: `data audit`'s audit.csv as reviewed (rows with exclude=yes) or a "
+            "list of paths"
+        },
+    )
     augment: Augment = field(default="standard", metadata={"help": "training augmentation strength"})
     balance: Balance = field(
         default="none",
