@@ -22,7 +22,7 @@ import torch
 import torchvision
 from _subset import subset_manifest  # a sibling module: run as `python bench/...`
 
-from actiscope.config import TrainConfig
+from actiscope.options import TrainOptions
 from actiscope.workflows import train
 
 
@@ -44,10 +44,10 @@ def main() -> None:
     common = {"data": str(split), "split": str(split), "model": "resnet18", "image_size": 112, "batch_size": 64,
               "epochs": args.epochs, "weights": str(weights), "workers": 2, "out": str(work), "lr": 1e-2}  # fmt: skip
     start = time.perf_counter()
-    train(TrainConfig(**common, mode="linear", name="linear"))  # type: ignore[arg-type]
+    train(TrainOptions.from_flat(**common, mode="linear", name="linear"))  # type: ignore[arg-type]
     linear_total = time.perf_counter() - start
     start = time.perf_counter()
-    train(TrainConfig(**common, mode="finetune", head_epochs=args.epochs, name="frozen"))  # type: ignore[arg-type]
+    train(TrainOptions.from_flat(**common, mode="finetune", head_epochs=args.epochs, name="frozen"))  # type: ignore[arg-type]
     frozen_total = time.perf_counter() - start
     linear, frozen = epoch_seconds(work / "linear"), epoch_seconds(work / "frozen")
     print(json.dumps({"images": args.images, "linear_epoch_s": linear, "frozen_backbone_epoch_s": frozen,

@@ -13,7 +13,7 @@ import argparse
 import json
 import time
 
-from actiscope.config import TrainConfig
+from actiscope.options import TrainOptions
 from actiscope.workflows import train
 
 RECIPE = {
@@ -44,7 +44,7 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         recipe[key] = type(RECIPE.get(key, ""))(value) if key in RECIPE else value
-    config = TrainConfig(data=args.split, split=args.split, time_limit=args.minutes - 1.5, out=args.out,
+    config = TrainOptions.from_flat(data=args.split, split=args.split, time_limit=args.minutes - 1.5, out=args.out,
                          name=args.name, **recipe)  # fmt: skip
     start = time.perf_counter()
     result = train(config)

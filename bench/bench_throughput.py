@@ -26,9 +26,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from actiscope.config import TrainConfig
 from actiscope.data.split import SplitManifest
 from actiscope.hardware import cpu_has_bf16
+from actiscope.options import TrainOptions
 from actiscope.workflows import train
 
 SIZE, BATCH = 112, 64
@@ -70,7 +70,7 @@ def plain_loop(split: Path, epochs: int = 2) -> float:
 
 
 def actiscope_rate(split: Path, out: Path, name: str, **overrides: object) -> float:
-    config = TrainConfig(data=str(split), split=str(split), model="resnet18", image_size=SIZE, batch_size=BATCH,
+    config = TrainOptions.from_flat(data=str(split), split=str(split), model="resnet18", image_size=SIZE, batch_size=BATCH,
                          epochs=2, workers=2, augment="light", out=str(out), name=name, **overrides)  # type: ignore[arg-type]  # fmt: skip
     train(config)
     with (out / name / "history.csv").open() as fh:

@@ -31,10 +31,10 @@ def inference_rate(predictor: object, batch: np.ndarray, repeats: int = 5) -> fl
 
 
 def main() -> None:
-    from actiscope.config import TrainConfig
     from actiscope.data.split import SplitManifest
     from actiscope.data.synthetic import make_moving_squares
     from actiscope.models.video import VIDEO_CNNS
+    from actiscope.options import TrainOptions
     from actiscope.predict import Predictor
     from actiscope.workflows import train
 
@@ -51,7 +51,7 @@ def main() -> None:
         run = args.out / "runs" / name
         if not (run / "model" / "model.json").is_file():
             lr = 1e-3 if name in VIDEO_CNNS else 3e-3  # the ResNet-sized 3D CNNs: the rate the tests use
-            config = TrainConfig(data=str(data), model=name, image_size=32, frames=16, epochs=200, lr=lr,
+            config = TrainOptions.from_flat(data=str(data), model=name, image_size=32, frames=16, epochs=200, lr=lr,
                                  batch_size=16, warmup_epochs=1, augment="none", time_limit=args.minutes,
                                  out=str(args.out / "runs"), name=name, export="onnx", workers=0)  # fmt: skip
             train(config)

@@ -102,12 +102,12 @@ def cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained on the colour task, with the ONNX and int8 files training adds. Shared:
     tests that change its package work on a copy."""
-    from actiscope.config import TrainConfig
+    from actiscope.options import TrainOptions
     from actiscope.workflows import train
 
     root = tmp_path_factory.mktemp("trained")
     data = write_colour_classes(root / "data")
-    config = TrainConfig(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
+    config = TrainOptions.from_flat(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
                          workers=0, augment="light", out=str(root / "runs"), name="run", cache=False,
                          precision="32")  # fmt: skip
     return train(config).run_dir
@@ -128,13 +128,13 @@ def squares(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[str, Path]:
-    from actiscope.config import TrainConfig
+    from actiscope.options import TrainOptions
     from actiscope.workflows import train
 
     out = tmp_path_factory.mktemp("video-runs")
     runs = {}
     for name, (epochs, lr) in VIDEO_BUDGETS.items():
-        config = TrainConfig(data=str(squares), model=name, image_size=32, frames=16, epochs=epochs, lr=lr,
+        config = TrainOptions.from_flat(data=str(squares), model=name, image_size=32, frames=16, epochs=epochs, lr=lr,
                              batch_size=16, warmup_epochs=1, augment="none", workers=0, out=str(out), precision="32",
                              name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
         runs[name] = train(config).run_dir

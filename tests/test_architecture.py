@@ -23,7 +23,6 @@ LAYERS: list[tuple[float, tuple[str, ...]]] = [
             "actiscope.data.config",
         ),
     ),
-    (1.5, ("actiscope.config",)),  # the flat TrainConfig the engine reads until it takes options.py's
     (2, ("actiscope.data",)),
     (3, ("actiscope.models",)),
     (4, ("actiscope.package",)),

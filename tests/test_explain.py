@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from actiscope.cli import main
-from actiscope.config import TrainConfig
 from actiscope.engine.fit import train
 from actiscope.explain import class_activation_map, explain
 from actiscope.models.registry import create_model, list_models
+from actiscope.options import TrainOptions
 
 PATCH = {"red": (230, 30, 30), "blue": (30, 30, 230)}
 
@@ -33,7 +33,7 @@ def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(40):
             top, left = (int(v) for v in rng.integers(0, 48, size=2))
             _patch_image(colour, top, left, seed=i + 100 * len(name)).save(root / "data" / name / f"{i}.png")
-    config = TrainConfig(data=str(root / "data"), model="simple-cnn", image_size=64, epochs=6, batch_size=16,
+    config = TrainOptions.from_flat(data=str(root / "data"), model="simple-cnn", image_size=64, epochs=6, batch_size=16,
                          lr=3e-3, workers=0, augment="none", export="none", cache=False, out=str(root / "runs"),
                          name="run")  # fmt: skip
     return train(config).run_dir

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from actiscope import hardware
-from actiscope.config import TrainConfig
 from actiscope.engine.fit import train
 from actiscope.engine.module import ActionClassifier, NonFiniteLossError
 from actiscope.hardware import CpuInfo, ProbeResult, choose_precision, cpu_info
 from actiscope.models.registry import create_model, example_input
+from actiscope.options import TrainOptions
 
 AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n\n"
 BF16 = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: avx2 avx512f avx512_bf16 avx512_vnni\n\n"
@@ -139,7 +139,7 @@ def test_automatic_bf16_falls_back_to_fp32_on_a_non_finite_loss(
     monkeypatch.setattr(hardware, "cpu_info", lambda: BF16_CPU)
     monkeypatch.setattr(hardware, "probe_training", lambda model, x: ProbeResult(1.0, 0.5, True, 0.0))
     _nan_under_bf16_at(monkeypatch, epoch)
-    config = TrainConfig(data=str(colour_data), epochs=3, out=str(tmp_path), name="r", **TINY)
+    config = TrainOptions.from_flat(data=str(colour_data), epochs=3, out=str(tmp_path), name="r", **TINY)
     with caplog.at_level("INFO", logger="actiscope"):
         result = train(config)
     lines = [r.getMessage() for r in caplog.records]
@@ -164,7 +164,7 @@ def test_explicit_bf16_keeps_the_clear_error(
     monkeypatch: pytest.MonkeyPatch, colour_data: Path, tmp_path: Path
 ) -> None:
     _nan_under_bf16_at(monkeypatch, 0)
-    config = TrainConfig(
+    config = TrainOptions.from_flat(
         data=str(colour_data), epochs=2, precision="bf16", out=str(tmp_path), name="r", **TINY
     )
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch 0; lower --lr"):

@@ -142,16 +142,16 @@ def test_real_clips_decode_sample_and_predict(
 def test_a_clip_broken_after_the_split_is_skipped_with_a_count(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from actiscope.config import TrainConfig
     from actiscope.data.split import SplitManifest
     from actiscope.engine.fit import train
+    from actiscope.options import TrainOptions
 
     data = make_moving_squares(tmp_path / "data", clips_per_class=6, groups=3, frames=4, size=16)
     assert main(["data", "split", str(data), "--out", str(tmp_path / "split.json"), "--val", "0.2",
                  "--test", "0.2"]) == 0  # fmt: skip
     broken = SplitManifest.load(tmp_path / "split.json").samples("train")[0].path
     broken.write_bytes(b"overwritten" * 40)
-    config = TrainConfig(data=str(data), split=str(tmp_path / "split.json"), model="frame-avg", image_size=16,
+    config = TrainOptions.from_flat(data=str(data), split=str(tmp_path / "split.json"), model="frame-avg", image_size=16,
                          frames=4, epochs=1, workers=0, export="none", out=str(tmp_path / "runs"), name="r")  # fmt: skip
     logger = logging.getLogger("actiscope")  # the CLI stops it propagating to the root logger
     logger.addHandler(caplog.handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,11 +15,11 @@ from torch.onnx.errors import OnnxExporterError
 
 from actiscope import workflows
 from actiscope.cli import main
-from actiscope.config import TrainConfig
 from actiscope.engine import fit
 from actiscope.engine.fit import RunResult
 from actiscope.errors import DataError
 from actiscope.export import ExportError, ExportResult
+from actiscope.options import TrainOptions
 from actiscope.predict import Predictor
 from actiscope.run import CompareDir
 from actiscope.workflows import compare
@@ -40,14 +41,14 @@ def test_compare_reports_a_failure_then_resumes_and_ensembles(
     real_train = workflows.train
     trained: list[str] = []
 
-    def failing_train(config: object, **kw: object) -> object:
-        trained.append(config.model)  # type: ignore[attr-defined]
-        if config.model == "mobilenet_v3_large":  # type: ignore[attr-defined]
+    def failing_train(options: TrainOptions, **kw: Any) -> RunResult:
+        trained.append(options.model.architecture)
+        if options.model.architecture == "mobilenet_v3_large":
             raise RuntimeError("simulated crash in epoch 1")
-        return real_train(config, **kw)  # type: ignore[arg-type]
+        return real_train(options, **kw)
 
     monkeypatch.setattr(workflows, "train", failing_train)
-    first = compare(TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=out, ensemble=2)
+    first = compare(TrainOptions.from_flat(data=str(colour_data), **OPTIONS), MODELS, out=out, ensemble=2)
     rows = _leaderboard(out)
     assert [r["model"] for r in rows] == ["simple-cnn", "mobilenet_v3_large"]
     assert rows[0]["status"] == "done" and float(rows[0]["accuracy"]) >= 0.9
@@ -55,14 +56,18 @@ def test_compare_reports_a_failure_then_resumes_and_ensembles(
     assert first.best is not None and first.best.model == "simple-cnn" and first.ensemble is None
     assert Predictor.load(CompareDir(out).best).predict([next(colour_data.rglob("*.png"))])[0].label
 
-    def counting_train(config: object, **kw: object) -> object:
-        trained.append(config.model)  # type: ignore[attr-defined]
-        return real_train(config, **kw)  # type: ignore[arg-type]
+    def counting_train(options: TrainOptions, **kw: Any) -> RunResult:
+        trained.append(options.model.architecture)
+        return real_train(options, **kw)
 
     monkeypatch.setattr(workflows, "train", counting_train)
     trained.clear()
     second = compare(
-        TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=out, ensemble=2, select="macro_f1"
+        TrainOptions.from_flat(data=str(colour_data), **OPTIONS),
+        MODELS,
+        out=out,
+        ensemble=2,
+        select="macro_f1",
     )
     assert trained == ["mobilenet_v3_large"]  # the finished architecture is not trained again
     rows = _leaderboard(out)
@@ -110,7 +115,7 @@ def test_an_architectures_own_failure_is_its_row(
         raise error
 
     monkeypatch.setattr(workflows, "train", failing_train)
-    result = compare(TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=tmp_path / "c")
+    result = compare(TrainOptions.from_flat(data=str(colour_data), **OPTIONS), MODELS, out=tmp_path / "c")
     assert [r.status for r in result.rows] == [f"failed: {error}"] * 2 and result.best is None
     assert [r["status"] for r in _leaderboard(tmp_path / "c")] == [f"failed: {error}"] * 2
 
@@ -125,7 +130,7 @@ def test_a_bug_stops_the_comparison(
     monkeypatch.setattr(workflows, "train", lambda config, **kw: None)
     monkeypatch.setattr(workflows, where, bug)
     with pytest.raises(TypeError, match="missing 1 required positional argument"):
-        compare(TrainConfig(data=str(colour_data), **OPTIONS), MODELS, out=tmp_path / "c")
+        compare(TrainOptions.from_flat(data=str(colour_data), **OPTIONS), MODELS, out=tmp_path / "c")
 
 
 def _trained_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, package: Path | None) -> list[str]:
@@ -145,7 +150,7 @@ def _trained_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, package:
 def test_train_then_export_and_only_where_the_package_was_written(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    config = TrainConfig(data=str(tmp_path), export="onnx")
+    config = TrainOptions.from_flat(data=str(tmp_path), export="onnx")
     asked = _trained_elsewhere(monkeypatch, tmp_path, tmp_path / "model")
     assert workflows.train(config).package == tmp_path / "model" and asked == ["onnx"]
     asked = _trained_elsewhere(monkeypatch, tmp_path, None)
@@ -168,7 +173,7 @@ def test_an_export_that_fails_for_its_own_reason_is_a_warning(
     logger = logging.getLogger("actiscope")  # the CLI stops it propagating to the root logger
     logger.addHandler(caplog.handler)
     try:
-        result = workflows.train(TrainConfig(data=str(tmp_path)))
+        result = workflows.train(TrainOptions.from_flat(data=str(tmp_path)))
     finally:
         logger.removeHandler(caplog.handler)
     assert result.metrics == {"test_acc": 1.0}
@@ -183,4 +188,4 @@ def test_a_bug_in_the_export_is_not_a_warning(monkeypatch: pytest.MonkeyPatch, t
 
     monkeypatch.setattr(workflows, "export", buggy_export)
     with pytest.raises(AttributeError, match="no attribute 'frame'"):
-        workflows.train(TrainConfig(data=str(tmp_path)))
+        workflows.train(TrainOptions.from_flat(data=str(tmp_path)))

@@ -452,12 +452,13 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
             )
             continue
         choices = get_args(kind) if get_origin(kind) is Literal else ()
-        # The choices are shown, not enforced here: the options check them, with the same message
-        # whether they come from the command line, a recipe or a config.yaml.
+        # The parser checks the choices too, so that a typo gets the closest ones (cli.arguments); the
+        # options check them again, with the same message, whether from a recipe or a config file.
         parser.add_argument(
             _flag(key),
             type=kind if kind in (int, float) else str,
             default=None,
+            choices=choices or None,
             metavar="{" + ",".join(choices) + "}" if choices else None,
             help=helptext,
         )

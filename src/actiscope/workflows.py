@@ -10,11 +10,10 @@ import json
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from actiscope.config import TrainConfig
 from actiscope.engine import fit
 from actiscope.engine.fit import RunResult, TrainingInterrupted, resume_config
 from actiscope.errors import ActiscopeError
@@ -29,6 +28,7 @@ from actiscope.evaluate.leaderboard import (
 from actiscope.export import export
 from actiscope.files import atomic_write_text
 from actiscope.models.registry import get_entry
+from actiscope.options import TrainOptions
 from actiscope.run import CompareDir, RunDir
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,13 @@ def _expected_failures() -> tuple[type[BaseException], ...]:
 
 # -- train ------------------------------------------------------------------------------------------
 def train(
-    config: TrainConfig, *, resume: str | Path | None = None, announce: Sequence[str] = ()
+    options: TrainOptions, *, resume: str | Path | None = None, announce: Sequence[str] = ()
 ) -> RunResult:
-    """`actiscope train`: train `config` (or continue the run at `resume`, engine.fit.train), then add the
-    files `predict` runs on ONNX Runtime with (config.export) to the package."""
-    result = fit.train(config, resume=resume, announce=announce)
+    """`actiscope train`: train `options` (or continue the run at `resume`, engine.fit.train), then add the
+    files `predict` runs on ONNX Runtime with (options.output.export) to the package."""
+    result = fit.train(options, resume=resume, announce=announce)
     if result.package is not None:  # only the process that wrote the package (rank 0 of a DDP run)
-        _export_for_inference(result.package, config.export)
+        _export_for_inference(result.package, options.output.export)
     return result
 
 
@@ -97,7 +97,7 @@ class Comparison:
 
 
 def compare(
-    base: TrainConfig, models: list[str], *, out: Path, select: str = "accuracy", ensemble: int = 0
+    base: TrainOptions, models: list[str], *, out: Path, select: str = "accuracy", ensemble: int = 0
 ) -> Comparison:
     """`actiscope compare`: train each of `models` with `base`'s data and options (its model, name and out
     are replaced) on one split, evaluate each on the same test images, and rank them.
@@ -135,16 +135,16 @@ def compare(
     return Comparison(out, rows, best, blend)
 
 
-def _shared_split(base: TrainConfig, comparison: CompareDir) -> Path:
+def _shared_split(base: TrainOptions, comparison: CompareDir) -> Path:
     """One split for every architecture: the given one, or the comparison's own (made once, reused on rerun)."""
-    if base.split:
-        return Path(base.split)
+    if base.data.split:
+        return Path(base.data.split)
     if not comparison.split.is_file():
         fit.split_manifest(base).save(comparison.split)
     return comparison.split
 
 
-def _run_one(base: TrainConfig, name: str, comparison: CompareDir, split: Path) -> Row:
+def _run_one(base: TrainOptions, name: str, comparison: CompareDir, split: Path) -> Row:
     run = comparison.run(name)
     row_file = run.path / comparison.row
     if row_file.is_file():
@@ -158,7 +158,7 @@ def _run_one(base: TrainConfig, name: str, comparison: CompareDir, split: Path) 
             else:
                 shutil.rmtree(run.path, ignore_errors=True)
                 log.info("%s: training", name)
-                train(replace(base, model=name, split=str(split), out=str(run.path.parent), name=run.name))
+                train(base.override(model=name, split=str(split), out=str(run.path.parent), name=run.name))
         row = score_run(name, run)
     except TrainingInterrupted:
         raise  # Ctrl-C stops the whole comparison; a rerun continues this architecture

@@ -63,7 +63,7 @@ def test_bad_choice_names_the_closest(
 
 
 def test_choices_are_the_librarys(capsys: pytest.CaptureFixture[str]) -> None:
-    from actiscope import config
+    from actiscope import options
     from actiscope.data.formats import READERS
     from actiscope.evaluate.leaderboard import SELECT
     from actiscope.explain import METHODS
@@ -78,9 +78,9 @@ def test_choices_are_the_librarys(capsys: pytest.CaptureFixture[str]) -> None:
         (["export", "M", "--format", "?"], FORMATS),
         (["data", "inspect", "D", "--format", "?"], sorted(READERS)),
         (["evaluate", "M", "--format", "?"], sorted(READERS)),
-        (["train", "D", "--scheduler", "?"], config.SCHEDULERS),
-        (["train", "D", "--precision", "?"], config.PRECISIONS),
-        (["compare", "D", "--models", "a", "--export", "?"], config.EXPORTS),
+        (["train", "D", "--scheduler", "?"], options.SCHEDULERS),
+        (["train", "D", "--precision", "?"], options.PRECISIONS),
+        (["compare", "D", "--models", "a", "--export", "?"], options.EXPORTS),
     ]
     for argv, choices in cases:
         assert f"'?' is not one of: {', '.join(choices)} (see --help)" in _usage_error(capsys, *argv), argv

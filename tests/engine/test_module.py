@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from actiscope.engine.module import ActionClassifier
+from actiscope.options import ModelOptions, OptimOptions
 
 
 def _hand_written_groups(module: ActionClassifier) -> list[tuple[list[int], float, float]]:
     """The groups as configure_optimizers built them by hand before timm did: per trained part (backbone,
     head), the parameters with more than one dimension with weight decay, then the rest without."""
-    hp = module.hparams
+    hp = module.optim
     backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
     groups = []
     for part, lr in ((module.model.backbone, backbone_lr), (module.model.head, hp.lr)):
@@ -29,8 +30,8 @@ def _hand_written_groups(module: ActionClassifier) -> list[tuple[list[int], floa
     [{"mode": "scratch"}, {"mode": "finetune", "freeze": 0.5}, {"mode": "linear"}, {"weight_decay": 0.0}],
 )
 def test_timm_groups_are_the_hand_written_ones(architecture: str, options: dict[str, object]) -> None:
-    module = ActionClassifier(architecture, ["a", "b", "c"], lr=1e-2, backbone_lr_mult=0.1, scheduler="none",
-                              channels_last=False, **options)  # fmt: skip
+    optim = OptimOptions(lr=1e-2, backbone_lr_mult=0.1, scheduler="none", **options)
+    module = ActionClassifier(ModelOptions(architecture), optim, ["a", "b", "c"], channels_last=False)
     expected = _hand_written_groups(module)
     module.on_train_epoch_start()  # freezes what the mode keeps fixed, as a first fit in this process did
     for _ in range(2):  # a second fit (the bf16 -> fp32 retry) builds the same groups as the first
@@ -42,7 +43,10 @@ def test_timm_groups_are_the_hand_written_ones(architecture: str, options: dict[
 def test_mixup_blends_whole_clips_and_their_targets() -> None:
     torch.manual_seed(0)
     module = ActionClassifier(
-        "frame-avg", ["a", "b"], frames=4, image_size=16, mixup=1.0, channels_last=False
+        ModelOptions("frame-avg", frames=4, image_size=16),
+        OptimOptions(mixup=1.0),
+        ["a", "b"],
+        channels_last=False,
     )
     x = torch.stack([torch.zeros(4, 3, 16, 16), torch.ones(4, 3, 16, 16)])
     mixed, target = module.mix(x, torch.tensor([0, 1]))
@@ -57,7 +61,10 @@ def test_mixup_blends_whole_clips_and_their_targets() -> None:
 def test_cutmix_pastes_the_same_box_into_every_frame() -> None:
     torch.manual_seed(1)
     module = ActionClassifier(
-        "frame-avg", ["a", "b"], frames=4, image_size=16, cutmix=1.0, channels_last=False
+        ModelOptions("frame-avg", frames=4, image_size=16),
+        OptimOptions(cutmix=1.0),
+        ["a", "b"],
+        channels_last=False,
     )
     x = torch.stack([torch.zeros(4, 3, 16, 16), torch.ones(4, 3, 16, 16)])
     mixed, target = module.mix(x, torch.tensor([0, 1]))
@@ -68,7 +75,7 @@ def test_cutmix_pastes_the_same_box_into_every_frame() -> None:
 
 
 def test_without_mixup_the_batch_is_unchanged() -> None:
-    module = ActionClassifier("simple-cnn", ["a", "b"], channels_last=False)
+    module = ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"], channels_last=False)
     x, y = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
     mixed, target = module.mix(x, y)
     assert mixed is x and target is y

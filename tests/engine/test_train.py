@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from actiscope.config import ConfigError, TrainConfig
 from actiscope.engine.fit import resume_config, run_name, train
 from actiscope.errors import ActiscopeError
 from actiscope.models.registry import create_model
+from actiscope.options import ConfigError, ModelOptions, OptimOptions, TrainOptions
 from actiscope.package import load_package
 
 TINY = {
@@ -32,7 +32,9 @@ def _history(run: Path) -> list[dict[str, str]]:
 
 
 def test_train_writes_the_whole_run_directory(colour_data: Path, tmp_path: Path) -> None:
-    result = train(TrainConfig(data=str(colour_data), epochs=3, out=str(tmp_path), name="r", **TINY))
+    result = train(
+        TrainOptions.from_flat(data=str(colour_data), epochs=3, out=str(tmp_path), name="r", **TINY)
+    )
     run = tmp_path / "r"
     assert result.run_dir == run
     for name in ("config.yaml", "split.json", "history.csv", "curves.png", "checkpoints/best.ckpt",
@@ -57,7 +59,7 @@ def test_train_writes_the_whole_run_directory(colour_data: Path, tmp_path: Path)
 
 
 def test_resume_continues_from_the_last_epoch(colour_data: Path, tmp_path: Path) -> None:
-    train(TrainConfig(data=str(colour_data), epochs=1, out=str(tmp_path), name="r", **TINY))
+    train(TrainOptions.from_flat(data=str(colour_data), epochs=1, out=str(tmp_path), name="r", **TINY))
     first_split = (tmp_path / "r" / "split.json").read_text()
     config = resume_config(tmp_path / "r", epochs=3)
     result = train(config, resume=tmp_path / "r")
@@ -69,11 +71,49 @@ def test_resume_continues_from_the_last_epoch(colour_data: Path, tmp_path: Path)
     assert any("RNGState" in key for key in checkpoint["callbacks"])
 
 
+# The code as the previous turn left it (its last commit): its runs have a flat config.yaml and
+# checkpoints whose module took flat keyword arguments.
+TURN_OLD = "e034fa5"
+
+
+def test_resume_of_a_run_the_previous_turn_wrote(colour_data: Path, tmp_path: Path) -> None:
+    """A run written by the turn-old code (run here from its git history) continues under this one."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists() or subprocess.run(["git", "-C", str(repo), "cat-file", "-e", TURN_OLD],
+                                                     capture_output=True).returncode:  # fmt: skip
+        pytest.skip(f"needs the git history with {TURN_OLD}")
+    old = tmp_path / "old-code"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", TURN_OLD, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    env = {**os.environ, "PYTHONPATH": str(old / "src")}
+    argv = [sys.executable, "-c", "import sys; from actiscope.cli import main; sys.exit(main(sys.argv[1:]))", "train", str(colour_data), "--model", "simple-cnn", "--image-size",
+            "32", "--epochs", "1", "--workers", "0", "--export", "none", "--precision", "32", "--out",
+            str(tmp_path), "--name", "old"]  # fmt: skip
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "old"
+    assert (
+        "mode: scratch" in (run / "config.yaml").read_text()
+    )  # flat: written before the options were grouped
+
+    result = train(resume_config(run, epochs=2), resume=run)
+    assert result.epochs == 2
+    assert [r["epoch"] for r in _history(run)] == ["1", "2"]
+    model, manifest = load_package(run / "model")
+    assert manifest.class_names == ["blue", "green", "red"] and model.data_config.image_size == 32
+
+
 def test_linear_mode_trains_only_the_head(colour_data: Path, tmp_path: Path) -> None:
     pretrained = create_model("simple-cnn", 3)
     weights = tmp_path / "pretrained.pth"
     torch.save(pretrained.state_dict(), weights)
-    result = train(TrainConfig(data=str(colour_data), epochs=3, out=str(tmp_path), name="lin",
+    result = train(TrainOptions.from_flat(data=str(colour_data), epochs=3, out=str(tmp_path), name="lin",
                                weights=str(weights), mode="linear", **{**TINY, "lr": 0.05}))  # fmt: skip
     model, _ = load_package(result.run_dir)
     for key, value in pretrained.backbone.state_dict().items():
@@ -84,8 +124,8 @@ def test_linear_mode_trains_only_the_head(colour_data: Path, tmp_path: Path) -> 
 def test_finetune_gives_the_backbone_a_lower_learning_rate() -> None:
     from actiscope.engine.module import ActionClassifier
 
-    module = ActionClassifier("simple-cnn", ["a", "b"], mode="finetune", lr=1e-2, backbone_lr_mult=0.1,
-                              scheduler="none", channels_last=False)  # fmt: skip
+    optim = OptimOptions(mode="finetune", lr=1e-2, backbone_lr_mult=0.1, scheduler="none")
+    module = ActionClassifier(ModelOptions(), optim, ["a", "b"], channels_last=False)
     optimizer = module.configure_optimizers()["optimizer"]
     backbone_ids = {id(p) for p in module.model.backbone.parameters()}
     for group in optimizer.param_groups:
@@ -99,7 +139,7 @@ def test_finetune_gives_the_backbone_a_lower_learning_rate() -> None:
 def test_non_finite_loss_stops_with_a_clear_message() -> None:
     from actiscope.engine.module import ActionClassifier, NonFiniteLossError
 
-    module = ActionClassifier("simple-cnn", ["a", "b"], channels_last=False)
+    module = ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"], channels_last=False)
     x = torch.full((2, 3, 32, 32), float("nan"))
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch 4; lower --lr"):
         module.training_step((x, torch.tensor([0, 1])), 4)
@@ -107,7 +147,9 @@ def test_non_finite_loss_stops_with_a_clear_message() -> None:
 
 def test_time_limit_stops_and_keeps_the_best_model(colour_data: Path, tmp_path: Path) -> None:
     result = train(
-        TrainConfig(data=str(colour_data), epochs=500, time_limit=0.05, out=str(tmp_path), name="t", **TINY)
+        TrainOptions.from_flat(
+            data=str(colour_data), epochs=500, time_limit=0.05, out=str(tmp_path), name="t", **TINY
+        )
     )
     assert 1 <= result.epochs < 500
     assert load_package(result.run_dir)[1].metrics["best_epoch"] is not None
@@ -121,7 +163,7 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
     now = [1000.0]
     monkeypatch.setattr(module_py.time, "monotonic", lambda: now[0])
     classifier = module_py.ActionClassifier(
-        "simple-cnn", ["a", "b"], lr=1.0, time_budget_s=100.0, channels_last=False
+        ModelOptions(), OptimOptions(lr=1.0), ["a", "b"], time_budget_s=100.0, channels_last=False
     )
     monkeypatch.setattr(
         module_py.ActionClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=1000, max_epochs=10)
@@ -139,7 +181,7 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
 
 
 def test_mixup_on_cached_features_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    config = TrainConfig(data=str(tmp_path / "nowhere"), mode="linear", weights="imagenet", mixup=0.2,
+    config = TrainOptions.from_flat(data=str(tmp_path / "nowhere"), mode="linear", weights="imagenet", mixup=0.2,
                          out=str(tmp_path / "runs"), **{k: v for k, v in TINY.items() if k != "model"})  # fmt: skip
     with pytest.raises(ConfigError, match="--mode linear trains on cached features"):
         train(config)
@@ -151,12 +193,14 @@ def test_a_distributed_run_is_found_by_its_name_not_the_environment(
 ) -> None:
     from lightning.pytorch.utilities import rank_zero_only
 
-    config = TrainConfig(data=str(colour_data), devices=2, accelerator="cpu", out=str(tmp_path), **TINY)
+    config = TrainOptions.from_flat(
+        data=str(colour_data), devices=2, accelerator="cpu", out=str(tmp_path), **TINY
+    )
     with pytest.raises(ConfigError, match="several devices needs --name"):
         train(config)
     # A rank > 0 (as Lightning's launcher starts it) opens the run rank 0 made, by its name; it makes none.
     monkeypatch.setattr(rank_zero_only, "rank", 1)
     with pytest.raises(ActiscopeError, match=r"ddp.split\.json"):
-        train(replace(config, name="ddp"))
+        train(config.override(name="ddp"))
     assert not (tmp_path / "ddp").exists()
-    assert run_name(replace(config, name="ddp")) == "ddp" and run_name(config).startswith("simple-cnn-")
+    assert run_name(config.override(name="ddp")) == "ddp" and run_name(config).startswith("simple-cnn-")

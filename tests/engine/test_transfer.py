@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from actiscope.cli import main
-from actiscope.config import RECIPES, TrainConfig
 from actiscope.data.config import DataConfig
 from actiscope.data.datamodule import ActionDataModule
 from actiscope.data.formats import load_dataset
@@ -21,20 +20,21 @@ from actiscope.engine.fit import _module, _warm_up_head, train
 from actiscope.engine.module import ActionClassifier
 from actiscope.models.store import sha256_file
 from actiscope.models.weights import load_weights
+from actiscope.options import RECIPES, ModelOptions, OptimOptions, TrainOptions
 from tests.conftest import SHARED_DATA
 
 WEIGHTS = SHARED_DATA / "weights" / "mobilenet_v2-imagenet.safetensors"
 
 
 def test_pretrained_weights_bring_the_finetune_recipe() -> None:
-    config, line = TrainConfig.recipe("data", model="mobilenet_v2", weights="imagenet")
-    assert config.mode == "finetune" and line.startswith("recipe: finetune from imagenet weights (")
+    config, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet")
+    assert config.optim.mode == "finetune" and line.startswith("recipe: finetune from imagenet weights (")
     for key, value in RECIPES["finetune"].items():
-        assert getattr(config, key) == value
-    given, line = TrainConfig.recipe(
+        assert config.flat()[key] == value
+    given, line = TrainOptions.recipe(
         "data", model="mobilenet_v2", weights="imagenet", lr=1e-4, image_size=224
     )
-    assert (given.lr, given.image_size, given.head_epochs) == (
+    assert (given.optim.lr, given.model.image_size, given.optim.head_epochs) == (
         1e-4,
         224,
         RECIPES["finetune"]["head_epochs"],
@@ -42,17 +42,19 @@ def test_pretrained_weights_bring_the_finetune_recipe() -> None:
     assert (
         "lr" not in line.replace("backbone-lr", "") and "image-size" not in line
     )  # what the user gave is not the recipe's
-    linear, line = TrainConfig.recipe("data", model="mobilenet_v2", weights="imagenet", mode="linear")
-    assert linear.mode == "linear" and linear.views == RECIPES["linear"]["views"] and "views" in line
-    scratch, line = TrainConfig.recipe("data", model="mobilenet_v2")
-    assert scratch == TrainConfig(data="data", model="mobilenet_v2") and line == ""
+    linear, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet", mode="linear")
+    assert (
+        linear.optim.mode == "linear" and linear.optim.views == RECIPES["linear"]["views"] and "views" in line
+    )
+    scratch, line = TrainOptions.recipe("data", model="mobilenet_v2")
+    assert scratch == TrainOptions.from_flat(data="data", model="mobilenet_v2") and line == ""
 
 
 def test_the_cli_prints_the_recipe(
     colour_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pretrained = tmp_path / "pretrained.pth"
-    torch.save(ActionClassifier("simple-cnn", ["a", "b"]).model.state_dict(), pretrained)
+    torch.save(ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"]).model.state_dict(), pretrained)
     code = main(["train", str(colour_data), "--model", "simple-cnn", "--weights", str(pretrained), "--image-size",
                  "32", "--epochs", "2", "--workers", "0", "--export", "none", "--out", str(tmp_path), "--name", "r"])  # fmt: skip
     err = capsys.readouterr().err
@@ -79,8 +81,8 @@ def test_linear_features_include_augmented_views(colour_data: Path) -> None:
 
 
 def test_finetune_freezes_the_first_layers_and_small_batch_statistics() -> None:
-    module = ActionClassifier("simple-cnn", ["a", "b"], mode="finetune", freeze=0.5, freeze_norm=True,
-                              channels_last=False)  # fmt: skip
+    optim = OptimOptions(mode="finetune", freeze=0.5)
+    module = ActionClassifier(ModelOptions(), optim, ["a", "b"], freeze_norm=True, channels_last=False)
     module.on_train_epoch_start()  # epoch 0, no head-only epochs: the backbone trains
     layers = [m for m in module.model.backbone.modules() if any(True for _ in m.parameters(recurse=False))]
     half = len(layers) // 2
@@ -96,8 +98,8 @@ def test_head_warm_up_trains_only_the_head_on_cached_features(
     colour_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pretrained = tmp_path / "pretrained.pth"
-    torch.save(ActionClassifier("simple-cnn", ["a", "b"]).model.state_dict(), pretrained)
-    config = TrainConfig(data=str(colour_data), model="simple-cnn", weights=str(pretrained), mode="finetune",
+    torch.save(ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"]).model.state_dict(), pretrained)
+    config = TrainOptions.from_flat(data=str(colour_data), model="simple-cnn", weights=str(pretrained), mode="finetune",
                          head_epochs=50, views=2, epochs=1, image_size=32, lr=0.05, workers=0, export="none",
                          out=str(tmp_path), name="r", cache=False)  # fmt: skip
     manifest = make_split(load_dataset(colour_data), seed=0)
@@ -134,9 +136,11 @@ def test_imagenet_linear_beats_scratch_by_far_on_held_out_images(shared_data: Pa
         "export": "none",
         "out": str(tmp_path),
     }
-    linear, _ = TrainConfig.recipe(data, weights=str(WEIGHTS), mode="linear", name="linear", **common)
+    linear, _ = TrainOptions.recipe(data, weights=str(WEIGHTS), mode="linear", name="linear", **common)
     transfer = train(linear)
-    scratch = train(TrainConfig(data=data, epochs=4, batch_size=32, lr=3e-3, name="scratch", **common))
+    scratch = train(
+        TrainOptions.from_flat(data=data, epochs=4, batch_size=32, lr=3e-3, name="scratch", **common)
+    )
     assert transfer.metrics["test_acc"] >= scratch.metrics["test_acc"] + 0.2, (
         transfer.metrics,
         scratch.metrics,

@@ -99,10 +99,10 @@ def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.Captu
     import torch
 
     from actiscope.cli import main
-    from actiscope.config import TrainConfig
     from actiscope.data.split import SplitManifest
     from actiscope.engine.fit import split_manifest
     from actiscope.models.registry import create_model
+    from actiscope.options import TrainOptions
     from tests.conftest import write_colour_classes
 
     data = write_colour_classes(tmp_path / "data", per_class=20, size=32)
@@ -137,5 +137,5 @@ def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.Captu
     kept = {Path(e.path).name for e in SplitManifest.load(tmp_path / "split.json").entries}
     gone = {Path(r["file"]).name for r in rows if r["exclude"] == "yes"}
     assert gone and not kept & gone and Path(rows[0]["file"]).name in kept
-    manifest = split_manifest(TrainConfig(data=str(data), exclude=str(table)))
+    manifest = split_manifest(TrainOptions.from_flat(data=str(data), exclude=str(table)))
     assert not {Path(e.path).name for e in manifest.entries} & gone

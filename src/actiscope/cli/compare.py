@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from actiscope.cli.arguments import ArgumentParser, LibraryChoices, add_library_choice
-from actiscope.cli.options import add_train_options, train_config
+from actiscope.cli.options import add_train_options, train_options
 
 log = logging.getLogger("actiscope")
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from actiscope.run import CompareDir
     from actiscope.workflows import compare
 
-    base, chosen = train_config(args, str(args.data))
+    base, chosen = train_options(args, str(args.data), skip=("model", "name", "out"))
     for line in chosen:
         log.info(line)
     result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from actiscope.cli.arguments import ArgumentParser, UsageError
-from actiscope.cli.options import add_train_options, train_config
+from actiscope.cli.arguments import ArgumentParser
+from actiscope.cli.options import add_train_options, train_options
 
 
 def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     train = sub.add_parser("train", help="train a model; writes a run directory with a deployable package")
-    train.add_argument("data", type=Path, nargs="?", metavar="DATA", help="dataset folder or CSV file")
+    train.add_argument(
+        "data", type=Path, nargs="?", metavar="DATA", help="dataset folder or CSV file (or from --config)"
+    )
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory")
+    train.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved options (recipe included) as YAML, the form --config takes, and stop",
+    )
     add_train_options(train)
     train.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from dataclasses import replace
 
     from actiscope.engine.fit import resume_config, run_name
     from actiscope.run import RunDir
@@ -27,15 +33,18 @@ def run(args: argparse.Namespace) -> int:
 
     chosen: list[str] = []
     if args.resume:
-        config = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
-    elif args.data is None:
-        raise UsageError("train needs DATA (a dataset folder or CSV), or --resume RUN")
+        options = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
     else:
-        config, chosen = train_config(args, str(args.data))
-        if config.devices * config.num_nodes > 1 and not config.name:
-            config = replace(config, name=run_name(config))
-            sys.argv += ["--name", config.name]  # Lightning starts the other ranks with this command line
-    result = train(config, resume=args.resume, announce=chosen)
+        options, chosen = train_options(args, None if args.data is None else str(args.data))
+        if options.trainer.devices * options.trainer.num_nodes > 1 and not options.output.name:
+            options = options.override(name=run_name(options))
+            sys.argv += ["--name", str(options.output.name)]  # Lightning starts the other ranks with it
+    if args.print_config:
+        for line in chosen:
+            print(f"# {line}")
+        print(options.to_yaml(), end="")
+        return 0
+    result = train(options, resume=args.resume, announce=chosen)
     m = result.metrics
     print(f"run: {result.run_dir}")
     print(

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from actiscope.config import ConfigError, TrainConfig
 from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
 from actiscope.data.exclude import read_exclusions, without
 from actiscope.data.formats import load_dataset
@@ -35,6 +34,7 @@ from actiscope.files import atomic_write_text
 from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
 from actiscope.models.registry import example_input, get_entry
 from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict, weights_provenance
+from actiscope.options import ConfigError, TrainOptions
 from actiscope.package import save_package
 from actiscope.run import RunDir
 
@@ -56,91 +56,95 @@ class RunResult:
     package: Path | None = None  # the package this process wrote; None on the other ranks of a DDP run
 
 
-def run_name(config: TrainConfig) -> str:
+def run_name(options: TrainOptions) -> str:
     """The run's folder name: --name, else the model and the time. A distributed run resolves it once,
     where it starts (the CLI), and passes it on as --name: Lightning starts the other ranks by running
     the same command line again, and they must find the run that rank 0 made."""
-    return config.name or f"{config.model.replace('/', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+    return (
+        options.output.name
+        or f"{options.model.architecture.replace('/', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+    )
 
 
 def train(
-    config: TrainConfig, *, resume: str | Path | None = None, announce: Sequence[str] = ()
+    options: TrainOptions, *, resume: str | Path | None = None, announce: Sequence[str] = ()
 ) -> RunResult:
-    """Train `config` (or continue the run at `resume`) and write its run directory. `announce`: lines
+    """Train `options` (or continue the run at `resume`) and write its run directory. `announce`: lines
     (the recipe chosen) logged once everything the user gave has been checked."""
-    distributed = config.devices * config.num_nodes > 1
-    if distributed and resume is None and not config.name:
+    distributed = options.trainer.devices * options.trainer.num_nodes > 1
+    if distributed and resume is None and not options.output.name:
         raise ConfigError(
             "a run on several devices needs --name: each process finds the run by it (the CLI sets one)"
         )
     # A DDP rank > 0 (the rank Lightning read from its launcher): rank 0 already prepared the run.
     worker = distributed and rank_zero_only.rank != 0
-    if config.mode == "linear" and (config.mixup or config.cutmix):
+    if options.optim.mode == "linear" and (options.optim.mixup or options.optim.cutmix):
         raise ConfigError("--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
                           "drop them, or use --mode finetune")  # fmt: skip
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
-    entry = get_entry(config.model)
-    if config.weights not in ("none", *HUB_NAMES):
-        read_state_dict(Path(config.weights).expanduser())
+    entry = get_entry(options.model.architecture)
+    if options.model.weights not in ("none", *HUB_NAMES):
+        read_state_dict(Path(options.model.weights).expanduser())
     run: RunDir | None
     if resume is not None:
         run = _resume_dir(Path(resume))
         manifest = SplitManifest.load(run.split)
     elif worker:
-        run = RunDir(Path(config.out).expanduser() / run_name(config))
+        run = RunDir(Path(options.output.out).expanduser() / run_name(options))
         manifest = SplitManifest.load(run.split)
     else:
         run = None
-        manifest = split_manifest(config)
+        manifest = split_manifest(options)
         if len(manifest.classes) < 2:
             raise DataError(
-                f"{config.data}: found {len(manifest.classes)} class(es); training needs at least two"
+                f"{options.data.path}: found {len(manifest.classes)} class(es); training needs at least two"
             )
     data_config = replace(
         entry.data_config,
-        image_size=config.image_size or entry.data_config.image_size,
-        frames=config.frames or entry.data_config.frames,
+        image_size=options.model.image_size or entry.data_config.image_size,
+        frames=options.model.frames or entry.data_config.frames,
     )
     if manifest.kind != entry.kind:
-        raise DataError(f"{config.data} holds {manifest.kind}s and {config.model} is a model for {entry.kind}s; "
+        raise DataError(f"{options.data.path} holds {manifest.kind}s and {options.model.architecture} is a model for {entry.kind}s; "
                         f"choose one from `actiscope models --kind {manifest.kind}`")  # fmt: skip
     for line in announce:
         log.info(line)
-    L.seed_everything(config.seed, workers=True, verbose=False)  # before the model's initialisation
-    module = _module(config, manifest, data_config.image_size, data_config.frames)
+    L.seed_everything(options.trainer.seed, workers=True, verbose=False)  # before the model's initialisation
+    module = _module(options, manifest, data_config.image_size, data_config.frames)
     if resume is None:
-        module.weights_provenance = weights_provenance(load_weights(module.model, config.weights))
+        module.weights_provenance = weights_provenance(load_weights(module.model, options.model.weights))
     if run is None:
-        run = _new_run_dir(config)
+        run = _new_run_dir(options)
         manifest.save(run.split)
     datamodule = ActionDataModule(
-        manifest, data_config, batch_size=config.batch_size, workers=config.workers, augment=config.augment,
-        balance=config.balance, crop_margin=config.crop_margin if config.crop_person else None,
-        use_cache=config.cache, seed=config.seed, sampling=config.sampling,
+        manifest, data_config, batch_size=options.optim.batch_size, workers=options.data.workers, augment=options.data.augment,
+        balance=options.data.balance, crop_margin=options.data.crop_margin if options.data.crop_person else None,
+        use_cache=options.data.cache, seed=options.trainer.seed, sampling=options.data.sampling,
     )  # fmt: skip
-    return _fit(config, run, module, datamodule, manifest, resume=resume is not None)
+    return _fit(options, run, module, datamodule, manifest, resume=resume is not None)
 
 
 def _module(
-    config: TrainConfig, manifest: SplitManifest, image_size: int, frames: int | None = None
+    options: TrainOptions, manifest: SplitManifest, image_size: int, frames: int | None = None
 ) -> ActionClassifier:
     class_weights = (
-        balanced_class_weights(manifest.counts()["train"]) if config.balance == "weights" else None
+        balanced_class_weights(manifest.counts()["train"]) if options.data.balance == "weights" else None
     )
+    optim, limit = options.optim, options.trainer.time_limit
     return ActionClassifier(
-        config.model, manifest.classes, image_size=image_size, frames=frames, drop_rate=config.drop_rate,
-        mode=config.mode, optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-        scheduler=config.scheduler, warmup_epochs=config.warmup_epochs, backbone_lr_mult=config.backbone_lr_mult,
-        label_smoothing=config.label_smoothing, class_weights=class_weights,
-        mixup=config.mixup, cutmix=config.cutmix, channels_last=config.channels_last,
-        time_budget_s=config.time_limit * 60 if config.time_limit else None,
-        freeze_norm=config.mode == "finetune" and config.batch_size < SMALL_BATCH, freeze=config.freeze,
-    )  # fmt: skip
+        replace(options.model, image_size=image_size, frames=frames),  # the sizes resolved for the model
+        optim,
+        manifest.classes,
+        class_weights=class_weights,
+        channels_last=options.trainer.channels_last,
+        time_budget_s=limit * 60 if limit else None,
+        freeze_norm=optim.mode == "finetune" and optim.batch_size < SMALL_BATCH,
+    )
 
 
 def _fit(
-    config: TrainConfig,
+    options: TrainOptions,
     run: RunDir,
     module: ActionClassifier,
     datamodule: ActionDataModule,
@@ -148,25 +152,25 @@ def _fit(
     *,
     resume: bool,
 ) -> RunResult:
-    choice = _precision(config, module)
+    choice = _precision(options, module)
     log.info(choice.line())
     used = choice.precision  # what the backbone ran in (linear mode: the feature pass)
-    if config.mode == "finetune" and config.head_epochs and not resume:
+    if options.optim.mode == "finetune" and options.optim.head_epochs and not resume:
         began = time.monotonic()
-        _warm_up_head(module, datamodule, config, choice.precision)
-        config = _less_time(config, module, time.monotonic() - began)  # the warm-up is part of the budget
-    if config.mode == "linear":
-        _precompute_features(module, datamodule, choice.precision, config.views)
+        _warm_up_head(module, datamodule, options, choice.precision)
+        options = _less_time(options, module, time.monotonic() - began)  # the warm-up is part of the budget
+    if options.optim.mode == "linear":
+        _precompute_features(module, datamodule, choice.precision, options.optim.views)
         choice = PrecisionChoice("32-true", "the head trains on cached features", automatic=False)
     last = run.last_checkpoint
     # An automatic bf16 choice may still meet a non-finite loss: then the run goes back to the last
     # whole epoch (or the start) and goes on in fp32. An explicit --precision bf16 stops with the error.
     initial = copy.deepcopy(module.state_dict()) if choice.automatic and choice.bf16 else None
     started = time.monotonic()
-    L.seed_everything(config.seed, workers=True, verbose=False)
+    L.seed_everything(options.trainer.seed, workers=True, verbose=False)
     try:
         trainer, checkpoint, history = _run_fit(
-            config, run, module, datamodule, choice.precision, resume=resume
+            options, run, module, datamodule, choice.precision, resume=resume
         )
     except NonFiniteLossError as exc:
         if initial is None:
@@ -180,7 +184,7 @@ def _fit(
             module.load_state_dict(initial)
         # The budget left: a resumed trainer restores the time up to its checkpoint, not what came after.
         lost_s = time.time() - last.stat().st_mtime if restart else time.monotonic() - started
-        retry = _less_time(config, module, lost_s)
+        retry = _less_time(options, module, lost_s)
         fallback = {"precision_fallback": f"bf16 -> fp32 after a non-finite loss at {exc.where}"}
         used = "32-true"
         trainer, checkpoint, history = _run_fit(retry, run, module, datamodule, used, resume=restart)
@@ -201,17 +205,17 @@ def _fit(
     return RunResult(run.path, metrics, trainer.current_epoch, package)
 
 
-def _less_time(config: TrainConfig, module: ActionClassifier, spent_s: float) -> TrainConfig:
-    """`config` with `spent_s` fewer seconds of --time-limit left (for the trainer and the schedule)."""
-    if not config.time_limit:
-        return config
-    left = replace(config, time_limit=max(0.1, config.time_limit - spent_s / 60))
-    module.hparams.time_budget_s = left.time_limit * 60
-    return left
+def _less_time(options: TrainOptions, module: ActionClassifier, spent_s: float) -> TrainOptions:
+    """`options` with `spent_s` fewer seconds of --time-limit left (for the trainer and the schedule)."""
+    if not options.trainer.time_limit:
+        return options
+    minutes = max(0.1, options.trainer.time_limit - spent_s / 60)
+    module.time_budget_s = minutes * 60
+    return options.override(time_limit=minutes)
 
 
 def _run_fit(
-    config: TrainConfig,
+    options: TrainOptions,
     run: RunDir,
     module: ActionClassifier,
     datamodule: ActionDataModule,
@@ -219,7 +223,7 @@ def _run_fit(
     *,
     resume: bool,
 ) -> tuple[L.Trainer, ModelCheckpoint, History]:
-    trainer, checkpoint, history = _trainer(config, run, precision)
+    trainer, checkpoint, history = _trainer(options, run, precision)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(run.last_checkpoint) if resume else None)
     except SystemExit:
@@ -231,21 +235,21 @@ def _run_fit(
     return trainer, checkpoint, history
 
 
-def _precision(config: TrainConfig, module: ActionClassifier) -> PrecisionChoice:
+def _precision(options: TrainOptions, module: ActionClassifier) -> PrecisionChoice:
     """--precision resolved for this architecture, probed on a batch of the run's input shape."""
-    example = example_input(module.model.data_config, min(config.batch_size, 32))
+    example = example_input(module.model.data_config, min(options.optim.batch_size, 32))
     return choose_precision(
-        config.precision,
-        config.accelerator,
+        options.trainer.precision,
+        options.trainer.accelerator,
         model=module.model,
         example=example,
-        training=config.mode != "linear",
+        training=options.optim.mode != "linear",
         cache=default_probe_cache(),
     )
 
 
-def _new_run_dir(config: TrainConfig) -> RunDir:
-    run = RunDir(Path(config.out).expanduser() / run_name(config))
+def _new_run_dir(options: TrainOptions) -> RunDir:
+    run = RunDir(Path(options.output.out).expanduser() / run_name(options))
     if run.path.exists() and any(run.path.iterdir()):
         raise ConfigError(
             f"{run.path} already holds a run; choose another --name, or continue it with --resume {run.path}"
@@ -259,7 +263,7 @@ def _new_run_dir(config: TrainConfig) -> RunDir:
         raise ConfigError(
             f"cannot write the run to {run.path} ({exc.strerror or exc}); choose a writable --out"
         ) from None
-    atomic_write_text(run.config, config.to_yaml())
+    atomic_write_text(run.config, options.to_yaml())
     return run
 
 
@@ -276,21 +280,22 @@ def _resume_dir(path: Path) -> RunDir:
     return run
 
 
-def resume_config(run_dir: Path, **overrides: Any) -> TrainConfig:
-    """The configuration a run was started with, with e.g. a larger epoch count."""
-    config = TrainConfig.from_yaml(_resume_dir(run_dir).config)
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+def resume_config(run_dir: Path, **overrides: Any) -> TrainOptions:
+    """The options a run was started with (its config.yaml, old flat ones too), with e.g. a larger epoch
+    count (flat keys; None: unchanged)."""
+    options = TrainOptions.from_yaml(_resume_dir(run_dir).config)
+    return options.override(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def split_manifest(config: TrainConfig) -> SplitManifest:
+def split_manifest(options: TrainOptions) -> SplitManifest:
     """The run's split: --split's file, else a new one of DATA (less --exclude's files)."""
-    if config.split:
-        return SplitManifest.load(config.split)
-    dataset = load_dataset(config.data, config.format)
-    if config.exclude:
-        dataset = without(dataset, read_exclusions(config.exclude))
+    if options.data.split:
+        return SplitManifest.load(options.data.split)
+    dataset = load_dataset(options.data.path, options.data.format)
+    if options.data.exclude:
+        dataset = without(dataset, read_exclusions(options.data.exclude))
         log.info(dataset.notes[-1])
-    return make_split(dataset, val=config.val, test=config.test, seed=config.seed)
+    return make_split(dataset, val=options.data.val, test=options.data.test, seed=options.trainer.seed)
 
 
 def _extractor(module: ActionClassifier, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -319,7 +324,7 @@ def _precompute_features(
 
 
 def _warm_up_head(
-    module: ActionClassifier, datamodule: ActionDataModule, config: TrainConfig, precision: str
+    module: ActionClassifier, datamodule: ActionDataModule, options: TrainOptions, precision: str
 ) -> None:
     """Fine-tuning's head-only epochs, on the frozen backbone's features computed once (with `views` as
     in linear mode) instead of on images: all of them cost one forward pass, and the backbone then starts
@@ -328,18 +333,20 @@ def _warm_up_head(
     datamodule.prepare_data()
     datamodule.setup("fit")
     started = time.perf_counter()
-    features = datamodule.features(_extractor(module, precision), ("train", "val"), views=config.views)
+    features = datamodule.features(_extractor(module, precision), ("train", "val"), views=options.optim.views)
     x, y = (t.clone() for t in features["train"].tensors)  # out of inference mode: autograd may save them
     model = module.model
-    optimizer = torch.optim.AdamW(model.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    batches = math.ceil(len(x) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.head_epochs * batches)
-    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(
+        model.head.parameters(), lr=options.optim.lr, weight_decay=options.optim.weight_decay
+    )
+    batches = math.ceil(len(x) / options.optim.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, options.optim.head_epochs * batches)
+    generator = torch.Generator().manual_seed(options.trainer.seed)
     model.drop.train()
-    for _ in range(config.head_epochs):
-        for batch in torch.randperm(len(x), generator=generator).split(config.batch_size):
+    for _ in range(options.optim.head_epochs):
+        for batch in torch.randperm(len(x), generator=generator).split(options.optim.batch_size):
             loss = F.cross_entropy(model.forward_head(x[batch]), y[batch], weight=module.class_weight,
-                                   label_smoothing=config.label_smoothing)  # fmt: skip
+                                   label_smoothing=options.optim.label_smoothing)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -354,11 +361,13 @@ def _warm_up_head(
         )
     module.train()  # Lightning trains the module in the mode it finds it in
     log.info("head warm-up: %d epochs on the features of %d train images (%d views) in %.1f s; val accuracy %.4f",
-             config.head_epochs, len(datamodule.datasets["train"]), config.views, time.perf_counter() - started,
+             options.optim.head_epochs, len(datamodule.datasets["train"]), options.optim.views, time.perf_counter() - started,
              val_acc)  # fmt: skip
 
 
-def _trainer(config: TrainConfig, run: RunDir, precision: str) -> tuple[L.Trainer, ModelCheckpoint, History]:
+def _trainer(
+    options: TrainOptions, run: RunDir, precision: str
+) -> tuple[L.Trainer, ModelCheckpoint, History]:
     best, last = run.best_checkpoint, run.last_checkpoint
     checkpoint = ModelCheckpoint(
         dirpath=best.parent, filename=best.stem, monitor="val_acc", mode="max",
@@ -368,17 +377,19 @@ def _trainer(config: TrainConfig, run: RunDir, precision: str) -> tuple[L.Traine
     latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, enable_version_counter=False)
     history = History(run)
     callbacks: list[L.Callback] = [checkpoint, latest, history, RNGState(), SaveOnInterrupt(last)]
-    if config.early_stopping:
-        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping))
-    if config.ask:
-        callbacks.append(AskToContinue(config.ask))
-    distributed = config.devices * config.num_nodes > 1
+    if options.trainer.early_stopping:
+        callbacks.append(
+            EarlyStopping(monitor="val_acc", mode="max", patience=options.trainer.early_stopping)
+        )
+    if options.trainer.ask:
+        callbacks.append(AskToContinue(options.trainer.ask))
+    distributed = options.trainer.devices * options.trainer.num_nodes > 1
     trainer = L.Trainer(
-        max_epochs=config.epochs,
-        max_time={"minutes": config.time_limit} if config.time_limit else None,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
+        max_epochs=options.optim.epochs,
+        max_time={"minutes": options.trainer.time_limit} if options.trainer.time_limit else None,
+        accelerator=options.trainer.accelerator,
+        devices=options.trainer.devices,
+        num_nodes=options.trainer.num_nodes,
         strategy="ddp" if distributed else "auto",
         precision=precision,  # type: ignore[arg-type]
         callbacks=callbacks,

@@ -1,13 +1,14 @@
 """`ActionClassifier`: the one LightningModule. Image and video differ only in data and model.
 
-Its typed constructor arguments are the training configuration that matters to the model; they are
-saved in every checkpoint, so a checkpoint rebuilds its module without the run's config file.
+It takes the option groups that matter to it (actiscope.options: the model to build, how it learns);
+every checkpoint records them as plain mappings, beside the run's config.yaml.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 
 import lightning as L
 import torch
@@ -20,6 +21,7 @@ from torchvision.transforms import v2
 
 from actiscope.errors import ActiscopeError
 from actiscope.models.registry import ActionModel, create_model
+from actiscope.options import ModelOptions, OptimOptions
 
 
 class NonFiniteLossError(ActiscopeError):
@@ -43,40 +45,38 @@ OPTIMIZERS = {
 class ActionClassifier(L.LightningModule):
     def __init__(
         self,
-        architecture: str,
+        model: ModelOptions,
+        optim: OptimOptions,
         class_names: list[str],
         *,
-        image_size: int | None = None,
-        frames: int | None = None,
-        drop_rate: float = 0.0,
-        mode: str = "scratch",
-        optimizer: str = "adamw",
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        scheduler: str = "cosine",
-        warmup_epochs: float = 0.0,
-        backbone_lr_mult: float = 0.1,
-        head_epochs: int = 0,  # taken by fit's head warm-up on cached features; kept so old checkpoints load
-        label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
-        mixup: float = 0.0,
-        cutmix: float = 0.0,
         channels_last: bool = True,
         time_budget_s: float | None = None,
         freeze_norm: bool = False,
-        freeze: float = 0.0,
     ) -> None:
+        """`model` builds the network (its sizes resolved; its weights are fit's to load), `optim` is how it
+        learns; `time_budget_s` (--time-limit) lets the cosine schedule follow the clock; `freeze_norm` keeps
+        the pretrained batch-norm statistics (fine-tuning in small batches)."""
         super().__init__()
-        self.save_hyperparameters()
+        # As plain mappings, so that a checkpoint holds no class of ours and loads weights-only.
+        self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim), "class_names": list(class_names),
+                                   "class_weights": class_weights, "channels_last": channels_last,
+                                   "freeze_norm": freeze_norm})  # fmt: skip
+        self.optim, self.channels_last, self.freeze_norm = optim, channels_last, freeze_norm
+        self.time_budget_s = time_budget_s  # fit lowers it by what the head warm-up spent
         self.model: ActionModel = create_model(
-            architecture, len(class_names), image_size=image_size, frames=frames, drop_rate=drop_rate
+            model.architecture,
+            len(class_names),
+            image_size=model.image_size,
+            frames=model.frames,
+            drop_rate=model.drop_rate,
         )
         self.register_buffer(
             "class_weight", torch.tensor(class_weights) if class_weights else None, persistent=False
         )
         num_classes = len(class_names)
-        mixers = [m for m, alpha in ((v2.MixUp, mixup), (v2.CutMix, cutmix)) if alpha > 0]
-        alphas = [a for a in (mixup, cutmix) if a > 0]
+        mixers = [m for m, alpha in ((v2.MixUp, optim.mixup), (v2.CutMix, optim.cutmix)) if alpha > 0]
+        alphas = [a for a in (optim.mixup, optim.cutmix) if a > 0]
         self.mixer = (
             v2.RandomChoice(
                 [m(alpha=a, num_classes=num_classes) for m, a in zip(mixers, alphas, strict=True)]
@@ -105,17 +105,17 @@ class ActionClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 2:  # cached features (linear mode): only the head runs
             return self.model.forward_head(x)
-        if self.hparams.channels_last and x.ndim == 4:
+        if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
     def on_train_epoch_start(self) -> None:
-        frozen = self.hparams.mode == "linear"
+        frozen = self.optim.mode == "linear"
         self.model.backbone.requires_grad_(not frozen)
         if frozen:  # batch-norm statistics stay as the pretrained backbone had them
             self.model.backbone.eval()
             return
-        if self.hparams.get("freeze_norm"):  # fine-tuning in small batches: their statistics are noise
+        if self.freeze_norm:  # fine-tuning in small batches: their statistics are noise
             for layer in self.model.backbone.modules():
                 if isinstance(layer, nn.modules.batchnorm._BatchNorm):
                     layer.eval()
@@ -125,10 +125,10 @@ class ActionClassifier(L.LightningModule):
     def _frozen_prefix(self) -> list[nn.Module]:
         """The first `freeze` fraction of the backbone's layers that have weights, in the order they were
         built (for a CNN: input side first). Their backward pass is the costly one at full resolution."""
-        if self.hparams.mode != "finetune" or not self.hparams.get("freeze"):
+        if self.optim.mode != "finetune" or not self.optim.freeze:
             return []
         layers = [m for m in self.model.backbone.modules() if any(True for _ in m.parameters(recurse=False))]
-        return layers[: round(len(layers) * self.hparams.freeze)]
+        return layers[: round(len(layers) * self.optim.freeze)]
 
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -136,7 +136,7 @@ class ActionClassifier(L.LightningModule):
         x, target = self.mix(x, y)
         logits = self(x)
         loss = F.cross_entropy(
-            logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
+            logits, target, weight=self.class_weight, label_smoothing=self.optim.label_smoothing
         )
         if not torch.isfinite(loss):
             where = f"epoch {self.current_epoch}, batch {batch_idx}"
@@ -185,7 +185,7 @@ class ActionClassifier(L.LightningModule):
 
     # -- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
-        hp = self.hparams
+        hp = self.optim
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
         trained = [(self.model.head, hp.lr)]
         if hp.mode != "linear":
@@ -216,7 +216,7 @@ class ActionClassifier(L.LightningModule):
             # --time-limit, follows the clock when it runs out first (_BudgetClock; timm has no clock).
             per_epoch = total / max(1, self.trainer.max_epochs or 1)
             warmup = int(hp.warmup_epochs * per_epoch)
-            clock = _BudgetClock(hp.time_budget_s)
+            clock = _BudgetClock(self.time_budget_s)
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: _warmup_cosine(step, warmup, total, clock())
             )
