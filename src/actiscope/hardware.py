@@ -245,7 +245,7 @@ def _read(cache: Path) -> dict[str, dict[str, float]]:
 def _cached(cache: Path | None, key: str) -> ProbeResult | None:
     entry = _read(cache).get(key) if cache else None
     try:
-        return ProbeResult(**entry) if isinstance(entry, dict) else None
+        return ProbeResult(**entry) if isinstance(entry, dict) else None  # type: ignore[arg-type]  # a JSON mapping: TypeError below if it does not fit
     except TypeError:  # written by another version of the probe
         return None
 

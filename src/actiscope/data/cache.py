@@ -110,12 +110,12 @@ def build_cache(
     data_path, index_path = directory / f"{key}.u8", directory / f"{key}.json"
     shape = (len(samples), *((pool,) if pool else ()), image_size, image_size, 3)
     if index_path.is_file() and data_path.is_file():  # the index is written last: its presence means complete
-        bad = {int(k): v for k, v in json.loads(index_path.read_text())["bad"].items()}
+        bad: dict[int, str] = {int(k): v for k, v in json.loads(index_path.read_text())["bad"].items()}
         return ImageCache(np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape), bad)
 
     what = f"clips to {pool} frames of" if pool else "images to"
     log.info("decoding %d %s %dx%d once (cache %s)", len(samples), what, image_size, image_size, directory)
-    bad: dict[int, str] = {}
+    bad = {}
     with atomic_output(data_path) as tmp:
         pixels = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         chunk = 4 if pool else 64

@@ -98,7 +98,7 @@ class ActionDataModule(L.LightningDataModule):
         self.class_names = manifest.classes
         self.batch_size, self.workers, self.augment, self.balance = batch_size, workers, augment, balance
         self.crop_margin, self.use_cache, self.seed = crop_margin, use_cache, seed
-        self.datasets: dict[str, Dataset] = {}
+        self.datasets: dict[str, MediaSamples | TensorDataset] = {}  # the latter: cached features
         self.skipped: dict[str, dict[int, str]] = {}
 
     def prepare_data(self) -> None:
@@ -137,18 +137,19 @@ class ActionDataModule(L.LightningDataModule):
                 else eval_transform(self.data_config)
             )
             self.datasets[split] = MediaSamples(
-                samples, [index[s.label] for s in samples], transform,  # type: ignore[index]
+                samples, [index[s.label] for s in samples], transform,  # type: ignore[index]  # a split's samples are labelled
                 image_size=self.data_config.image_size, cache=cache, crop_margin=self.crop_margin,
                 frames=self.frames, random_frames=split == "train" and self.sampling == "tsn",
             )  # fmt: skip
-        if self.balance == "trim":
-            self.datasets["train"] = _trimmed(self.datasets["train"], self.seed)  # type: ignore[arg-type]
+        train = self.datasets["train"]
+        if self.balance == "trim" and isinstance(train, MediaSamples):
+            self.datasets["train"] = _trimmed(train, self.seed)
 
     def train_targets(self) -> list[int]:
         dataset = self.datasets["train"]
         if isinstance(dataset, TensorDataset):
             return dataset.tensors[1].tolist()
-        return dataset.targets()  # type: ignore[attr-defined]
+        return dataset.targets()
 
     def features(
         self,
@@ -168,7 +169,7 @@ class ActionDataModule(L.LightningDataModule):
             if split == "train":
                 passes += [train_transform(self.data_config, self.augment)] * (views - 1)
             feats, labels = [], []
-            original = getattr(dataset, "transform", None)
+            original = dataset.transform if isinstance(dataset, MediaSamples) else None
             for n, transform in enumerate(passes):
                 if isinstance(dataset, MediaSamples):
                     dataset.transform = transform
@@ -176,7 +177,7 @@ class ActionDataModule(L.LightningDataModule):
                     for x, y in self._feature_batches(dataset, batch_size, augmented=n > 0):
                         feats.append(extract(x).float())
                         labels.append(y)
-            if isinstance(dataset, MediaSamples):
+            if isinstance(dataset, MediaSamples) and original is not None:
                 dataset.transform = original  # the images train on as before (fine-tuning's warm-up)
             out[split] = (
                 TensorDataset(torch.cat(feats), torch.cat(labels))
@@ -191,10 +192,10 @@ class ActionDataModule(L.LightningDataModule):
         """Batches for a feature pass. Unaugmented cached images are normalised a batch at a time in this
         process (per-image loading measured 256 s against about 150 s for the model alone: MobileNetV2 at
         192 px, 10,200 images, 2 cores); augmented views go through the DataLoader's workers."""
-        cache = dataset.cache if isinstance(dataset, MediaSamples) and not dataset.frames else None
-        if cache is None or augmented:
+        if not isinstance(dataset, MediaSamples) or dataset.frames or dataset.cache is None or augmented:
             yield from DataLoader(dataset, batch_size=batch_size, num_workers=self.workers)
             return
+        cache = dataset.cache
         normalize = eval_transform(self.data_config)
         labels = torch.tensor(dataset.targets())
         for start in range(0, len(dataset.indices), batch_size):

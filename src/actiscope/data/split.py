@@ -79,7 +79,12 @@ class SplitManifest:
 
 
 def _box(value: object) -> tuple[float, float, float, float] | None:
-    return tuple(float(v) for v in value) if value else None  # type: ignore[return-value,union-attr]
+    if not value:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise TypeError(f"a box is four numbers, got {value!r}")
+    xmin, ymin, xmax, ymax = (float(v) for v in value)
+    return xmin, ymin, xmax, ymax
 
 
 def make_split(
@@ -133,9 +138,9 @@ def make_split(
     root = dataset.root.resolve()
     entries = sorted(
         (
-            SplitEntry(_relative(samples[i].path, root), samples[i].label, split, samples[i].box)
-            for i, split in assigned.items()
-        ),  # type: ignore[arg-type]
+            SplitEntry(_relative(samples[i].path, root), str(samples[i].label), split, samples[i].box)
+            for i, split in assigned.items()  # only labelled samples are assigned (usable, above)
+        ),
         key=lambda e: (e.split, e.label, e.path),
     )
     classes = sorted({e.label for e in entries})

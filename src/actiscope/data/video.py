@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -88,14 +88,14 @@ def _name(source: VideoSource) -> str:
     return str(source) if isinstance(source, str | Path) else getattr(source, "name", "<uploaded clip>")
 
 
-def _open(source: VideoSource):  # type: ignore[no-untyped-def]
+def _open(source: VideoSource) -> Any:  # a PyAV container (PyAV ships no type information)
     import av
 
     name = _name(source)
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise VideoReadError(name, "no such file")
     if hasattr(source, "seek"):  # an upload in memory may have been read before (probed)
-        source.seek(0)  # type: ignore[union-attr]
+        source.seek(0)
     try:
         return av.open(source if not isinstance(source, Path) else str(source), mode="r")
     except av.FFmpegError as exc:
@@ -104,7 +104,7 @@ def _open(source: VideoSource):  # type: ignore[no-untyped-def]
         ) from None
 
 
-def _info(container, name: str, limits: VideoLimits) -> VideoInfo:  # type: ignore[no-untyped-def]
+def _info(container: Any, name: str, limits: VideoLimits) -> VideoInfo:
     demuxer = container.format.name
     if demuxer.endswith("_pipe") or demuxer == "image2":  # FFmpeg reads a PNG or JPEG as a 1-frame video
         raise VideoReadError(

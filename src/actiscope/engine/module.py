@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Literal, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from timm.optim import param_groups_weight_decay
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -32,7 +36,7 @@ class NonFiniteLossError(ActiscopeError):
         self.where = where  # "epoch E, batch B"
 
 
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
     "adam": torch.optim.Adam,
     "adamax": torch.optim.Adamax,
@@ -42,7 +46,16 @@ OPTIMIZERS = {
 }
 
 
+# the metrics of validation and test: (name, class, torchmetrics' average)
+METRICS: tuple[tuple[str, type[Metric], Literal["micro", "macro"]], ...] = (
+    ("acc", MulticlassAccuracy, "micro"),
+    ("f1", MulticlassF1Score, "macro"),
+)
+
+
 class ActionClassifier(L.LightningModule):
+    class_weight: torch.Tensor | None  # a buffer (--balance weights), registered in __init__
+
     def __init__(
         self,
         model: ModelOptions,
@@ -87,7 +100,7 @@ class ActionClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict({
             f"{stage}_{name}": metric(num_classes=num_classes, average=avg)
             for stage in ("val", "test")
-            for name, metric, avg in (("acc", MulticlassAccuracy, "micro"), ("f1", MulticlassF1Score, "macro"))
+            for name, metric, avg in METRICS
         })  # fmt: skip
         if channels_last:
             self.model = self.model.to_channels_last()
@@ -173,7 +186,7 @@ class ActionClassifier(L.LightningModule):
             f"{stage}_loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True
         )
         for name in ("acc", "f1"):
-            metric = self.metrics[f"{stage}_{name}"]
+            metric = cast(Metric, self.metrics[f"{stage}_{name}"])  # the ModuleDict holds only these
             metric.update(logits.float(), y)
             self.log(f"{stage}_{name}", metric, on_epoch=True, prog_bar=name == "acc", batch_size=len(y))
 
@@ -184,10 +197,10 @@ class ActionClassifier(L.LightningModule):
         self._eval_step(batch, "test")
 
     # -- optimisation -------------------------------------------------------------------------------
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         hp = self.optim
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
-        trained = [(self.model.head, hp.lr)]
+        trained: list[tuple[nn.Module, float]] = [(self.model.head, hp.lr)]
         if hp.mode != "linear":
             trained.insert(0, (self.model.backbone, backbone_lr))
         # Every parameter goes in, even those an earlier fit in this process froze (on_train_epoch_start
@@ -206,6 +219,7 @@ class ActionClassifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"},
             }
         total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule: torch.optim.lr_scheduler.LRScheduler
         if hp.scheduler == "onecycle":
             schedule = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=[g["lr"] for g in groups], total_steps=total

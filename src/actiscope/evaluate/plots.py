@@ -133,7 +133,7 @@ def plot_reliability(bins: Sequence[dict[str, float]], ece: float, path: Path) -
 def plot_per_class(names: Sequence[str], f1: Sequence[float | None], path: Path) -> None:
     """F1 per class, best first; an undefined F1 is drawn as a gap and labelled."""
     plt = _pyplot()
-    order = sorted(range(len(names)), key=lambda i: -1 if f1[i] is None else f1[i], reverse=True)
+    order = sorted(range(len(names)), key=lambda i: -1.0 if (v := f1[i]) is None else v, reverse=True)
     fig, ax = plt.subplots(figsize=(7, max(3.0, 0.25 * len(names) + 1)))
     values = [f1[i] or 0.0 for i in order]
     ax.barh(

@@ -59,7 +59,7 @@ def evaluate(
     directory = package_dir(model)
     meta = read_meta(directory)
     samples, source = evaluation_samples(directory, data, split, data_format)
-    unknown = sorted({s.label for s in samples} - set(meta.class_names))  # type: ignore[arg-type]
+    unknown = sorted({str(s.label) for s in samples} - set(meta.class_names))  # samples are labelled
     if unknown:
         raise EvaluationError(
             f"{source}: label(s) the model does not know: {', '.join(unknown)} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -140,6 +140,11 @@ ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 
+def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
+    red, green, blue = values
+    return float(red), float(green), float(blue)
+
+
 def timm_entry(name: str) -> ModelEntry:
     """A registry entry for any timm model, made on request (timm has over a thousand)."""
     import timm
@@ -152,23 +157,27 @@ def timm_entry(name: str) -> ModelEntry:
         raise UnknownModelError(f"unknown timm model {name!r}: {hint}")
     cfg = timm.models.get_pretrained_cfg(name)
     size = cfg.input_size[-1] if cfg and cfg.input_size else 224
-    data_config = DataConfig(size, tuple(cfg.mean), tuple(cfg.std)) if cfg else DataConfig(size)
+    data_config = DataConfig(size, _rgb(cfg.mean), _rgb(cfg.std)) if cfg else DataConfig(size)
 
     def build() -> Backbone:
         net = timm.create_model(name, pretrained=False, num_classes=0)
         feature_info = getattr(net, "feature_info", None)
         cam_layer = feature_info[-1]["module"] if feature_info else ""
         classifier = (cfg.classifier if cfg and isinstance(cfg.classifier, str) else "") or "head"
-        return Backbone(net, net.num_features, classifier=classifier, cam_layer=cam_layer)
+        features = net.num_features
+        assert isinstance(features, int), f"timm/{name}: num_features {features!r}"
+        return Backbone(net, features, classifier=classifier, cam_layer=cam_layer)
 
     def pretrained() -> dict[str, torch.Tensor]:
         return timm.create_model(name, pretrained=True).state_dict()
 
     def cached() -> tuple[str, Path] | None:
         # timm downloads from the Hugging Face hub (safetensors first), or from a URL through torch.hub
+        if cfg is None:
+            return None
         names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin")
         found = (hf_hub_file(cfg.hf_hub_id, names) if cfg.hf_hub_id else None) or (
-            torch_hub_file(cfg.url) if cfg.url else None
+            torch_hub_file(cfg.url) if isinstance(cfg.url, str) and cfg.url else None
         )
         return ("timm hub cache", found) if found else None
 

@@ -49,15 +49,16 @@ class ConvLSTM(nn.Module):
         super().__init__()
         channels = [3, *widths]
         self.cells = nn.ModuleList(ConvLSTMCell(a, b) for a, b in zip(channels, widths, strict=False))
+        self.widths = list(widths)  # each cell's hidden channels
         self.pool = nn.MaxPool2d(2)
         self.drop = nn.Dropout(dropout)
         self.num_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sequence = list(x.unbind(1))
-        for cell in self.cells:
+        for cell, hidden in zip(self.cells, self.widths, strict=True):
             # zeros shaped from the input, so the batch size stays dynamic in an ONNX export
-            h = c = torch.zeros_like(sequence[0][:, :1]).repeat(1, cell.hidden, 1, 1)
+            h = c = torch.zeros_like(sequence[0][:, :1]).repeat(1, hidden, 1, 1)
             out = []
             for frame in sequence:
                 h, c = cell(frame, (h, c))
