@@ -91,3 +91,49 @@ def test_clip_over_the_limits_is_refused(video_web: Path, tmp_path: Path, settin
     response = APIClient().post("/api/v1/predict", {"file": upload}, format="multipart")
     assert response.status_code == 400 and "over the limit of 1 s" in response.json()["error"]
     assert Prediction.objects.count() == 0
+
+
+def _png(pixels: np.ndarray) -> SimpleUploadedFile:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return SimpleUploadedFile("frame.png", buffer.getvalue(), content_type="image/png")
+
+
+def test_live_frames_fill_a_sliding_window_then_get_the_clip_prediction(video_web: Path) -> None:
+    from actiscope.data.video import resize_frame
+
+    predictor, _ = services.MODEL.serving()
+    need, size = int(predictor.preprocess.frames or 0), predictor.preprocess.image_size
+    rng = np.random.default_rng(11)
+    camera = np.concatenate([moving_square_frames("left", rng), moving_square_frames("up", rng)])
+    client = APIClient()
+
+    def send(i: int, session: str = "browser-one") -> dict:
+        answer = client.post(
+            "/api/v1/live", {"frame": _png(camera[i]), "session": session}, format="multipart"
+        )
+        assert answer.status_code == 200, answer.content
+        return answer.json()
+
+    for i in range(need - 1):
+        body = send(i)
+        assert body["top"] is None and body["window"] == {"have": i + 1, "need": need}
+    assert send(0, "browser-two")["window"]["have"] == 1  # each browser has its own window
+    for last in range(need - 1, need + 3):  # full, then sliding: always the last `need` frames
+        body = send(last)
+        window = np.stack([resize_frame(f, size) for f in camera[last + 1 - need : last + 1]])
+        (expected,) = predictor.predict([window], top_k=5)
+        assert body["window"] == {"have": need, "need": need}
+        assert [t["label"] for t in body["top"]] == [label for label, _ in expected.top_k]
+        assert [t["probability"] for t in body["top"]] == pytest.approx(
+            [p for _, p in expected.top_k], abs=1e-5
+        )
+        if last == need - 1:
+            assert body["top"][0]["label"] == "left"  # the first full window is the whole "left" clip
+    bad = client.post("/api/v1/live", {"frame": _png(camera[0]), "session": "x"}, format="multipart")
+    assert bad.status_code == 400 and "session" in bad.json()["error"]
+    assert Prediction.objects.count() == 0 and stored_files(video_web) == []

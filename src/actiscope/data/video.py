@@ -241,14 +241,17 @@ def clip_frames(
         return pool[sample_frames(len(pool), frames)]
     if source.ndim != 4 or source.shape[-1] != 3 or not len(source):
         raise VideoReadError("<array>", f"a clip array is (frames, height, width, 3), not {source.shape}")
+    pool = pool_indices(len(source), pool_size(frames))
+    return np.stack([resize_frame(source[i], size) for i in pool[sample_frames(len(pool), frames)]])
+
+
+def resize_frame(rgb: np.ndarray, size: int) -> np.ndarray:
+    """One (H, W, 3) RGB frame squashed to (size, size, 3) uint8 by FFmpeg's scaler, as a clip's frames are
+    (a camera's frames on the Live page too)."""
     import av
 
-    pool = pool_indices(len(source), pool_size(frames))
-    return np.stack([
-        av.VideoFrame.from_ndarray(np.ascontiguousarray(source[i], dtype=np.uint8), format="rgb24").to_ndarray(
-            width=size, height=size, format="rgb24", interpolation="BILINEAR")
-        for i in pool[sample_frames(len(pool), frames)]
-    ])  # fmt: skip
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
+    return frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
 
 
 def windows(duration: float, window: float, stride: float) -> list[tuple[float, float]]:

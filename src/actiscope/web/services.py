@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from PIL import Image
 
 from actiscope.data.images import load_image
-from actiscope.data.video import VIDEO_EXTENSIONS, probe_video
+from actiscope.data.video import VIDEO_EXTENSIONS, probe_video, resize_frame
 from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.package import describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir
 from actiscope.web.classify.models import ActiveModel, Prediction
+from actiscope.web.live import BadSession, LiveWindows
 
 
 class ServiceError(Exception):
@@ -220,22 +222,41 @@ def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -
 
 @dataclass(frozen=True)
 class LiveAnswer:
-    top: list[tuple[str, float]]
+    top: list[tuple[str, float]] | None  # None while a video model's window is still filling
     latency_ms: float
     saved: int | None  # the History row, when the frame was saved
+    window: tuple[int, int] | None = None  # a video model: (frames in the window, frames the model takes)
 
 
-def live_frame(frame: Any, *, save: bool = False, top_k: int = 5) -> LiveAnswer:
-    """One camera frame: checked like an upload, predicted, and stored only when `save` is asked."""
+def live_frame(frame: Any, *, save: bool = False, top_k: int = 5, session: str = "") -> LiveAnswer:
+    """One camera frame: checked like an upload, predicted, and stored only when `save` is asked.
+    For a video model the frame joins `session`'s sliding window (web.live), and the answer is the
+    prediction of the window's clip once it holds as many frames as the model takes."""
     predictor, served = MODEL.serving()
-    if predictor.meta.kind != "image":
-        raise ServiceError(400, "the Live page needs an image model; the active model classifies clips")
     (upload,) = read_uploads([frame], "image")
     start = time.perf_counter()
-    (prediction,) = predictor.predict([upload.source()], top_k=top_k)
+    window = None
+    source: Any = upload.source()
+    if predictor.meta.kind == "video":
+        need, size = int(predictor.preprocess.frames or 1), predictor.preprocess.image_size
+        assert upload.image is not None  # read as an image above
+        pixels = resize_frame(np.asarray(upload.image.convert("RGB")), size)
+        try:
+            source = _live_windows().push(session, f"{served.package}@{served.version}", pixels, need)
+        except BadSession as exc:
+            raise ServiceError(400, str(exc)) from None
+        window = (len(source), need)
+        if len(source) < need:
+            return LiveAnswer(None, round((time.perf_counter() - start) * 1000, 2), None, window)
+    (prediction,) = predictor.predict([source], top_k=top_k)
     latency = (time.perf_counter() - start) * 1000
     saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
-    return LiveAnswer([(label, round(p, 6)) for label, p in prediction.top_k], round(latency, 2), saved)
+    top = [(label, round(p, 6)) for label, p in prediction.top_k]
+    return LiveAnswer(top, round(latency, 2), saved, window)
+
+
+def _live_windows() -> LiveWindows:
+    return LiveWindows(Path(settings.DATA_DIR) / "live")
 
 
 def predictions(label: str = "", model: str = "") -> QuerySet[Prediction]:

@@ -206,9 +206,23 @@ class RunDetailSerializer(RunSummarySerializer):
 class LiveFrameSerializer(serializers.Serializer):
     frame = serializers.FileField(allow_empty_file=True, help_text="one camera frame (JPEG or PNG)")
     save = serializers.BooleanField(default=False, help_text="keep this frame and its prediction in History")
+    session = serializers.CharField(
+        required=False,
+        default="",
+        max_length=64,
+        help_text="the browser's id, for a video model's sliding window of frames (8-64 letters, digits, -)",
+    )
+
+
+class LiveWindowSerializer(serializers.Serializer):
+    have = serializers.IntegerField(help_text="frames in this session's window")
+    need = serializers.IntegerField(help_text="frames the video model takes: the answer comes once full")
 
 
 class LiveAnswerSerializer(serializers.Serializer):
-    top = TopKSerializer(many=True)
+    top = TopKSerializer(many=True, allow_null=True, help_text="null while a video model's window fills")
     latency_ms = serializers.FloatField(help_text="the model's time on the server")
     saved = serializers.IntegerField(allow_null=True, help_text="the History entry, when the frame was saved")
+    window = LiveWindowSerializer(
+        allow_null=True, help_text="a video model's window; null for an image model"
+    )

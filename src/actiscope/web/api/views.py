@@ -67,9 +67,11 @@ class LiveView(APIView):
     def post(self, request: Request) -> Response:
         form = LiveFrameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        answer = services.live_frame(form.validated_data["frame"], save=form.validated_data["save"])
-        top = [{"label": label, "probability": p} for label, p in answer.top]
-        return Response(LiveAnswerSerializer({**asdict(answer), "top": top}).data)
+        data = form.validated_data
+        answer = services.live_frame(data["frame"], save=data["save"], session=data["session"])
+        top = None if answer.top is None else [{"label": label, "probability": p} for label, p in answer.top]
+        window = None if answer.window is None else dict(zip(("have", "need"), answer.window, strict=True))
+        return Response(LiveAnswerSerializer({**asdict(answer), "top": top, "window": window}).data)
 
 
 class PredictionList(generics.ListAPIView):

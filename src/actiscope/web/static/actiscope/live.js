@@ -33,7 +33,7 @@
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     ctx.font = "16px sans-serif";
     const lines = [];
-    if (answer.top) {
+    if (answer.top && answer.top.length) {
       answer.top.forEach((p) => lines.push(`${p.label}  ${(100 * p.probability).toFixed(1)}%`));
     } else if (answer.window) {
       lines.push(`collecting frames ${answer.window.have}/${answer.window.need}`);
