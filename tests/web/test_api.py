@@ -200,24 +200,6 @@ def test_run_detail_passes_metrics_on_whole_and_the_schema_names_every_key(
     assert set(documented["per_class"].child.fields) == set(written["per_class"][0])
 
 
-def test_token_authentication_when_enabled(web: Path, settings: Settings) -> None:
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
-
-    settings.API_TOKENS = True
-    client = APIClient()
-    refused = client.get("/api/v1/predictions")
-    assert refused.status_code == 401 and "credentials were not provided" in refused.json()["error"]
-    User.objects.create(username="engineer")
-    out = io.StringIO()
-    call_command("drf_create_token", "engineer", stdout=out)  # the management command that issues tokens
-    key = out.getvalue().split()[2]
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    assert client.get("/api/v1/predictions").status_code == 200
-    client.credentials(HTTP_AUTHORIZATION="Token wrong")
-    assert client.get("/api/v1/predictions").json() == {"error": "Invalid token."}
-
-
 def test_the_database_is_the_one_configured() -> None:
     from django.db import connection
 

@@ -13,13 +13,26 @@ import sys
 from collections.abc import Callable, Sequence
 
 from actiscope import __version__
-from actiscope.cli import compare, data, evaluate, explain, export, models, predict, serve, train, weights
+from actiscope.cli import (
+    compare,
+    data,
+    evaluate,
+    explain,
+    export,
+    models,
+    predict,
+    serve,
+    train,
+    user,
+    weights,
+)
 from actiscope.cli.arguments import ArgumentParser
 from actiscope.errors import ActiscopeError
 
 log = logging.getLogger("actiscope")
 
-VERBS = (data, models, weights, train, predict, compare, evaluate, serve, explain, export)  # in --help order
+# in --help order
+VERBS = (data, models, weights, train, predict, compare, evaluate, serve, user, explain, export)
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 BROKEN_PIPE = 141  # ... and by SIGPIPE
 

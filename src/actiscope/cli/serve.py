@@ -12,7 +12,16 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="the web app and JSON API (gunicorn), with the runs dashboard")
     serve.add_argument("--runs", type=Path, default=Path("runs"), help="the runs the dashboard shows")
     serve.add_argument("--model", type=Path, help="model package or run to serve (default: the newest run)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="any address but a loopback one needs a login for changes (`actiscope user add NAME`)",
+    )
+    serve.add_argument(
+        "--open",
+        action="store_true",
+        help="on such an address, let anyone read the pages and predict (changes still need a login)",
+    )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
     serve.add_argument(
@@ -32,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         data_dir=args.data_dir,
         access_log=args.verbose,
+        open_read=args.open,
     )
     print(
         f"actiscope serving on {server.url}  (runs: {server.runs_dir}, data: {server.data_dir}, "

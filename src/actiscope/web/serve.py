@@ -7,23 +7,24 @@ writes those variables; nothing else in the library does.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import logging
 import os
 import socket
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import django
 from django.conf import settings
-from django.core.management import call_command
-from django.db.utils import Error as DatabaseError
 
 from actiscope.errors import ActiscopeError
 from actiscope.package import package_dir
-from actiscope.web.setup import prepare_environment
+from actiscope.web.setup import open_database, prepare_environment
+from actiscope.web.users import has_users
+
+log = logging.getLogger(__name__)
 
 WSGI_APPLICATION = "actiscope.web.wsgi:application"
 REQUEST_TIMEOUT_S = 120
@@ -80,6 +81,7 @@ def prepare_server(
     workers: int = 2,
     data_dir: Path | None = None,
     access_log: bool = False,
+    open_read: bool = False,
 ) -> Server:
     """Check the model, the port and the database now, so that a mistake is one line here rather than a
     503 or a crashed worker later; then apply the migrations."""
@@ -89,7 +91,16 @@ def prepare_server(
         raise ServeError(f"--workers must be at least 1, got {workers}")
     _check_port(host, port)
     _export_environment(runs=runs, model=model, data_dir=data_dir, workers=workers)
+    if not is_loopback(host):
+        os.environ["ACTISCOPE_EXPOSED"] = "1"  # a user's own 1 is kept: a loopback host behind a proxy
+    if open_read:
+        os.environ["ACTISCOPE_OPEN_READ"] = "1"
     runs_dir, resolved_data_dir = _migrate()
+    if settings.EXPOSED and not has_users():
+        at = f" --data-dir {data_dir}" if data_dir is not None else ""
+        log.warning(
+            f"no user yet, so nothing can be changed here: create one with `actiscope user add NAME{at}`"
+        )
     return Server(host, port, workers, runs_dir, resolved_data_dir, access_log)
 
 
@@ -117,13 +128,17 @@ def _export_environment(*, runs: Path, model: Path | None, data_dir: Path | None
 
 
 def _migrate() -> tuple[Path, Path]:
-    """Set Django up from the environment (settings are read here, not at import), apply the migrations;
-    the runs and data folders the settings chose."""
-    try:
-        django.setup()
-        call_command("migrate", interactive=False, verbosity=0)
-    except (DatabaseError, sqlite3.Error, OSError) as exc:
-        raise ServeError(
-            f"the database is not usable: {str(exc).splitlines()[0]}; check DATABASE_URL or --data-dir"
-        ) from None
+    """Apply the migrations; the runs and data folders the settings chose."""
+    open_database()
     return Path(settings.RUNS_DIR), Path(settings.DATA_DIR)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine reaches `host` (localhost, 127.0.0.0/8, ::1). Any other name or address,
+    0.0.0.0 and :: included, is exposed: changes then need a login (web/access.py)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,20 +1,28 @@
 """What a serving process prepares before Django starts, so that the settings modules do no I/O at import.
 
-`actiscope serve`, `python -m actiscope.web.manage` and the WSGI entry point call `prepare_environment`:
-it creates the data directory and, unless ACTISCOPE_SECRET_KEY is given, the data directory's secret key
-(generated once, readable by its owner only), and hands the key to the settings through the environment.
+`actiscope serve`, `actiscope user`, `python -m actiscope.web.manage` and the WSGI entry point call
+`prepare_environment`: it creates the data directory and, unless ACTISCOPE_SECRET_KEY is given, the data
+directory's secret key (generated once, readable by its owner only), and hands the key to the settings
+through the environment. `serve` and `user` then `open_database`, so that both work on the same one.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from actiscope.errors import ActiscopeError
+
 PRODUCTION_SETTINGS = "actiscope.web.settings.production"
 SECRET_KEY_VARIABLE = "ACTISCOPE_SECRET_KEY"
+
+
+class DatabaseUnusable(ActiscopeError):
+    """The database the settings name cannot be opened or migrated."""
 
 
 def data_dir(environ: Mapping[str, str]) -> Path:
@@ -47,3 +55,19 @@ def prepare_environment(environ: MutableMapping[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if not environ.get(SECRET_KEY_VARIABLE):
         environ[SECRET_KEY_VARIABLE] = secret_key(directory)
+
+
+def open_database() -> None:
+    """Set Django up from the prepared environment (settings are read here, not at import) and apply the
+    migrations; an unusable database is one line."""
+    import django
+    from django.core.management import call_command
+    from django.db.utils import Error as DatabaseError
+
+    try:
+        django.setup()
+        call_command("migrate", interactive=False, verbosity=0)
+    except (DatabaseError, sqlite3.Error, OSError) as exc:
+        raise DatabaseUnusable(
+            f"the database is not usable: {str(exc).splitlines()[0]}; check DATABASE_URL or --data-dir"
+        ) from None

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
+from actiscope.web.access import needs_login
 from actiscope.web.services import ServiceError
 
 
-class TokenWhenRequired(BasePermission):
-    """With ACTISCOPE_API_TOKENS=1 every API call needs a token (`python -m actiscope.web.manage
-    drf_create_token USER`); otherwise the API is open, like the pages."""
+class LoginWhenExposed(BasePermission):
+    """The API's side of `access.needs_login`: exposed, a change needs a user (a token, or the session of
+    a user logged in on the pages), and so do reads and predictions unless they are open."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if not settings.API_TOKENS:
-            return True
         user = getattr(request, "user", None)
-        return bool(user is not None and user.is_authenticated)
+        if user is not None and user.is_authenticated:
+            return True
+        return not needs_login(request.method or "GET", predicting=getattr(view, "predicts", False))
 
 
 class ClientThrottle(SimpleRateThrottle):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import JsonResponse
@@ -31,6 +32,7 @@ from actiscope.web.classify.models import Prediction
 
 class PredictView(APIView):
     parser_classes = [MultiPartParser]
+    predicts = True  # open with the reads (access.needs_login)
 
     @extend_schema(
         request={"multipart/form-data": PredictRequestSerializer},
@@ -54,6 +56,7 @@ class LiveView(APIView):
     """One frame of the Live page's camera: nothing is stored unless `save` is set."""
 
     parser_classes = [MultiPartParser]
+    predicts = True
 
     @extend_schema(
         request={"multipart/form-data": LiveFrameSerializer},
@@ -119,10 +122,12 @@ class RunDetail(APIView):
         return Response(RunDetailSerializer(detail).data)
 
 
+@login_not_required  # probes answer whoever asks, exposed or not
 def healthz(request: Any) -> JsonResponse:
     return JsonResponse({"status": "alive"})
 
 
+@login_not_required
 def readyz(request: Any) -> JsonResponse:
     checks: dict[str, str] = {}
     try:

@@ -7,13 +7,14 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from actiscope.web import services
+from actiscope.web.access import predicts, same_site
 from actiscope.web.classify.models import Prediction
 
 
+@predicts
 @require_http_methods(["GET", "POST"])
 def classify_page(request: HttpRequest) -> HttpResponse:
     video = services.MODEL.active_kind() == "video"
@@ -50,10 +51,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
 def delete_page(request: HttpRequest, pk: int) -> HttpResponse:
     services.delete_prediction(get_object_or_404(Prediction, pk=pk))
     target = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return redirect(target if target and safe else "history")  # never to another site (an open redirect)
+    return redirect(target if same_site(request, target) else "history")  # never another site (open redirect)
 
 
 def prediction_image(request: HttpRequest, pk: int) -> FileResponse:

@@ -6,7 +6,11 @@ ACTISCOPE_RUNS       the runs the dashboard shows (default ./runs)
 ACTISCOPE_MODEL      the model package or run to serve (default: the active or newest run)
 DATABASE_URL         e.g. postgres://user:pass@host/db (default: SQLite in the data directory)
 ACTISCOPE_MAX_UPLOAD_MB (10), ACTISCOPE_MAX_CLIP_MB (50; clip length, size and frame limits:
-ACTISCOPE_MAX_CLIP_SECONDS/_SIDE/_FRAMES), ACTISCOPE_MAX_FILES (16), ACTISCOPE_API_TOKENS=1 (API needs a token),
+ACTISCOPE_MAX_CLIP_SECONDS/_SIDE/_FRAMES), ACTISCOPE_MAX_FILES (16),
+ACTISCOPE_EXPOSED=1  reachable from other machines (`actiscope serve` sets it for a non-loopback --host; set
+                     it yourself behind a reverse proxy on this machine): every change needs a logged-in
+                     user (pages) or a token (API), and so do reading and predicting unless
+ACTISCOPE_OPEN_READ=1 (`serve --open`) opens them to everyone (web/access.py has the policy)
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
 ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
                      cores / workers, so that worker processes do not fight over cores)
@@ -36,12 +40,15 @@ MAX_UPLOAD_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_UPLOAD_MB", "10")) * 
 MAX_FILES = int(os.environ.get("ACTISCOPE_MAX_FILES", "16"))
 MAX_CLIP_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_CLIP_MB", "50")) * 1024 * 1024)
 VIDEO_LIMITS = VideoLimits.from_env()
+EXPOSED = flag("ACTISCOPE_EXPOSED")
+OPEN_READ = flag("ACTISCOPE_OPEN_READ")
 _threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
 INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -54,8 +61,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "actiscope.web.access.LoginWhenExposed",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "actiscope.web.urls"
@@ -65,7 +75,12 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [HERE / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "actiscope.web.access.context",
+            ]
+        },
     }
 ]
 
@@ -98,19 +113,38 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES + 1  # our own check names the limit; Django's is a backstop
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-API_TOKENS = flag("ACTISCOPE_API_TOKENS")
+# Users: `actiscope user add NAME` (web/users.py) or `python -m actiscope.web.manage createsuperuser`.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = LOGOUT_REDIRECT_URL = "classify"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+
+POLICY = "actiscope.web.api.policy"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["actiscope.web.api.policy.TokenWhenRequired"],
+    # a token first, so that a refused call answers 401 with `WWW-Authenticate: Token`; the session is
+    # for the pages' own scripts (live.js), with CSRF checked as on the pages
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [f"{POLICY}.LoginWhenExposed"],
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["actiscope.web.api.policy.ClientThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [f"{POLICY}.ClientThrottle"],
     "DEFAULT_THROTTLE_RATES": {"client": f"{int(os.environ.get('ACTISCOPE_THROTTLE', '600'))}/min"},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "actiscope.web.api.policy.one_line_errors",
+    "EXCEPTION_HANDLER": f"{POLICY}.one_line_errors",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "actiscope API",
@@ -120,6 +154,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": [f"{POLICY}.LoginWhenExposed"],  # the schema and docs are reads like the rest
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 LOGGING = {

@@ -4,7 +4,8 @@ settings plus what a deployment decides, read from the environment.
 ACTISCOPE_SECRET_KEY  the key (default: the data directory's own, which `web.setup.prepare_environment`
                       generates once and passes on in this variable)
 ACTISCOPE_ALLOWED_HOSTS (comma-separated; default 127.0.0.1,localhost), ACTISCOPE_DEBUG=1,
-ACTISCOPE_HTTPS=1     behind TLS: secure cookies, HSTS, redirect to https (what `check --deploy` asks)
+ACTISCOPE_HTTPS=1     behind TLS: secure cookies, HSTS, redirect to https (what `check --deploy` asks), the
+                      proxy's X-Forwarded-Proto trusted; the probes stay on plain http for load balancers
 """
 
 from __future__ import annotations
@@ -29,3 +30,4 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
