@@ -179,7 +179,7 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
             if upload.image is None:
                 timeline = [
                     [s.start, s.end, s.prediction.label, round(s.prediction.confidence, 6)]
-                    for s in predictor.timeline(upload.source(), top_k=1)
+                    for s in predictor.timeline(io.BytesIO(upload.data), top_k=1)
                 ]
         except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
             raise ServiceError(400, f"{upload.name}: {exc.reason}") from None

@@ -4,16 +4,11 @@ tokens (the API's). Called once Django is set up (`setup.open_database`), by `ac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
 from actiscope.errors import ActiscopeError
-
-if TYPE_CHECKING:  # a models module: importable only once Django is set up
-    from django.contrib.auth.models import AbstractUser
 
 
 class UserError(ActiscopeError):
@@ -28,7 +23,7 @@ def has_users() -> bool:
 def add_user(name: str, password: str) -> None:
     """A new user who may log in and make changes; the name and password are checked by Django's own
     validators (settings.AUTH_PASSWORD_VALIDATORS)."""
-    User = cast("type[AbstractUser]", get_user_model())  # settings keep Django's own user model
+    User = get_user_model()  # settings keep Django's own user model
     try:
         User.username_validator(name)
     except ValidationError as exc:

@@ -12,14 +12,14 @@ from actiscope.web.classify.models import Prediction
 
 
 class TopKSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # an API field named like a Serializer attribute: DRF allows it, the stubs do not
     probability = serializers.FloatField()
 
 
 class WindowSerializer(serializers.Serializer):
     start = serializers.FloatField(help_text="seconds into the clip")
     end = serializers.FloatField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # an API field named like a Serializer attribute: DRF allows it, the stubs do not
     probability = serializers.FloatField()
 
 
@@ -168,7 +168,7 @@ ClassMetricsSerializer = type(
 
 class MetricsSerializer(serializers.Serializer):
     model = EvaluatedModelSerializer()
-    data = serializers.CharField(help_text="what was evaluated: the dataset and split")
+    data = serializers.CharField(help_text="what was evaluated: the dataset and split")  # type: ignore[assignment]  # an API field named like a Serializer attribute: DRF allows it, the stubs do not
     split = serializers.CharField()
     backend = serializers.CharField()
     tta = serializers.BooleanField()
@@ -205,7 +205,7 @@ class RunDetailSerializer(RunSummarySerializer):
 
 class LiveFrameSerializer(serializers.Serializer):
     frame = serializers.FileField(allow_empty_file=True, help_text="one camera frame (JPEG or PNG)")
-    save = serializers.BooleanField(default=False, help_text="keep this frame and its prediction in History")
+    save = serializers.BooleanField(default=False, help_text="keep this frame and its prediction in History")  # type: ignore[assignment]  # an API field named like a Serializer attribute: DRF allows it, the stubs do not
     session = serializers.CharField(
         required=False,
         default="",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -61,7 +61,7 @@ def prediction_image(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(path.open("rb"))
 
 
-def prediction_gradcam(request: HttpRequest, pk: int) -> HttpResponse:
+def prediction_gradcam(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The Grad-CAM overlay for a stored prediction's class, by the model that made the prediction."""
     try:
         overlay = services.explanation(get_object_or_404(Prediction, pk=pk))

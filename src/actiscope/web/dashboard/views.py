@@ -7,7 +7,7 @@ import io
 import random
 from pathlib import Path
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from PIL import Image
@@ -68,7 +68,7 @@ def gallery_page(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "actiscope/gallery.html", {"run": services.run_summary(run), "items": items})
 
 
-def gallery_image(request: HttpRequest, name: str, index: int) -> HttpResponse:
+def gallery_image(request: HttpRequest, name: str, index: int) -> HttpResponseBase:
     """The test image, or for a clip its middle frame as a PNG."""
     rows = services.evaluated(_run_or_404(name))
     if not 0 <= index < len(rows) or not Path(rows[index].filename).is_file():
