@@ -137,10 +137,15 @@ class ActionDataModule(L.LightningDataModule):
                 else eval_transform(self.data_config)
             )
             self.datasets[split] = MediaSamples(
-                samples, [index[s.label] for s in samples], transform,  # type: ignore[index]  # a split's samples are labelled
-                image_size=self.data_config.image_size, cache=cache, crop_margin=self.crop_margin,
-                frames=self.frames, random_frames=split == "train" and self.sampling == "tsn",
-            )  # fmt: skip
+                samples,
+                [index[s.label] for s in samples],
+                transform,  # type: ignore[index]  # a split's samples are labelled
+                image_size=self.data_config.image_size,
+                cache=cache,
+                crop_margin=self.crop_margin,
+                frames=self.frames,
+                random_frames=split == "train" and self.sampling == "tsn",
+            )
         train = self.datasets["train"]
         if self.balance == "trim" and isinstance(train, MediaSamples):
             self.datasets["train"] = _trimmed(train, self.seed)

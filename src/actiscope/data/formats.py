@@ -22,8 +22,15 @@ from actiscope.errors import DataError
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}  # fmt: skip
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 FILENAME_COLUMNS = ("filename", "file", "image", "image_path", "path", "img")
 LABEL_COLUMNS = ("label", "class", "category", "action", "target")
 IMAGE_FOLDER_NAMES = ("images", "Images", "JPEGImages", "img", "imgs")
@@ -244,8 +251,9 @@ def read_csv(root: Path, *, images: str | Path | None = None) -> Dataset:
     if label_col is None:
         notes.append("no label column: an unlabelled set, usable for prediction only")
     clips = sum(is_video_path(s.path) for s in samples)
-    return Dataset(base, "csv", "video" if clips > len(samples) / 2 else "image", samples, missing=missing,
-                   notes=notes)  # fmt: skip
+    return Dataset(
+        base, "csv", "video" if clips > len(samples) / 2 else "image", samples, missing=missing, notes=notes
+    )
 
 
 def _pick_csv(folder: Path) -> Path:

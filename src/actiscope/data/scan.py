@@ -71,8 +71,17 @@ def scan_file(path: str | Path, limits: VideoLimits = DEFAULT_LIMITS) -> FileSca
     except ImageReadError as exc:
         return FileScan(path, len(data), md5, error=exc.reason)
     rgb = decoded.image
-    return FileScan(path, len(data), md5, difference_hash(rgb), thumbnail(rgb), rgb.width, rgb.height,
-                    decoded.mode, decoded.format)  # fmt: skip
+    return FileScan(
+        path,
+        len(data),
+        md5,
+        difference_hash(rgb),
+        thumbnail(rgb),
+        rgb.width,
+        rgb.height,
+        decoded.mode,
+        decoded.format,
+    )
 
 
 def _scan_clip(path: str, size: int, md5: str, limits: VideoLimits) -> FileScan:
@@ -84,8 +93,18 @@ def _scan_clip(path: str, size: int, md5: str, limits: VideoLimits) -> FileScan:
         return FileScan(path, size, md5, error=exc.reason)
     info = clip.info
     middle = Image.fromarray(clip.pixels[1])
-    return FileScan(path, size, md5, difference_hash(middle), thumbnail(middle), info.width, info.height,
-                    format=info.codec, duration=round(info.duration, 3), fps=round(info.fps, 3))  # fmt: skip
+    return FileScan(
+        path,
+        size,
+        md5,
+        difference_hash(middle),
+        thumbnail(middle),
+        info.width,
+        info.height,
+        format=info.codec,
+        duration=round(info.duration, 3),
+        fps=round(info.fps, 3),
+    )
 
 
 def thumbnail(image: Image.Image) -> bytes:

@@ -128,14 +128,23 @@ def _info(container: Any, name: str, limits: VideoLimits) -> VideoInfo:
     width, height = codec.width, codec.height
     info = VideoInfo(duration, frames, fps, width, height, codec.name)
     if duration > limits.max_seconds:
-        raise VideoReadError(name, f"{duration:.0f} s is over the limit of {limits.max_seconds:g} s "
-                                   "(ACTISCOPE_MAX_CLIP_SECONDS); trim the clip")  # fmt: skip
+        raise VideoReadError(
+            name,
+            f"{duration:.0f} s is over the limit of {limits.max_seconds:g} s "
+            "(ACTISCOPE_MAX_CLIP_SECONDS); trim the clip",
+        )
     if max(width, height) > limits.max_side:
-        raise VideoReadError(name, f"{width}x{height} is over the limit of {limits.max_side} px a side "
-                                   "(ACTISCOPE_MAX_CLIP_SIDE); downscale the clip")  # fmt: skip
+        raise VideoReadError(
+            name,
+            f"{width}x{height} is over the limit of {limits.max_side} px a side "
+            "(ACTISCOPE_MAX_CLIP_SIDE); downscale the clip",
+        )
     if frames > limits.max_frames:
-        raise VideoReadError(name, f"{frames} frames is over the limit of {limits.max_frames} "
-                                   "(ACTISCOPE_MAX_CLIP_FRAMES); trim the clip")  # fmt: skip
+        raise VideoReadError(
+            name,
+            f"{frames} frames is over the limit of {limits.max_frames} "
+            "(ACTISCOPE_MAX_CLIP_FRAMES); trim the clip",
+        )
     if width <= 0 or height <= 0:
         raise VideoReadError(name, "the video stream has no frame size (damaged header)")
     return info
@@ -185,8 +194,9 @@ def read_clip(
                         name, f"more than {limits.max_frames} frames (ACTISCOPE_MAX_CLIP_FRAMES)"
                     )
                 if (keep is None and index % every == 0) or (keep is not None and index in keep):
-                    frames[index] = frame.to_ndarray(width=width, height=height, format="rgb24",
-                                                     interpolation="BILINEAR")  # fmt: skip
+                    frames[index] = frame.to_ndarray(
+                        width=width, height=height, format="rgb24", interpolation="BILINEAR"
+                    )
                     times[index] = float(frame.time) if frame.time is not None else index / info.fps
                 if keep is not None and index >= last:
                     break

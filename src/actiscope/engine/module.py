@@ -72,9 +72,16 @@ class ActionClassifier(L.LightningModule):
         the pretrained batch-norm statistics (fine-tuning in small batches)."""
         super().__init__()
         # As plain mappings, so that a checkpoint holds no class of ours and loads weights-only.
-        self.save_hyperparameters({"model": asdict(model), "optim": asdict(optim), "class_names": list(class_names),
-                                   "class_weights": class_weights, "channels_last": channels_last,
-                                   "freeze_norm": freeze_norm})  # fmt: skip
+        self.save_hyperparameters(
+            {
+                "model": asdict(model),
+                "optim": asdict(optim),
+                "class_names": list(class_names),
+                "class_weights": class_weights,
+                "channels_last": channels_last,
+                "freeze_norm": freeze_norm,
+            }
+        )
         self.optim, self.channels_last, self.freeze_norm = optim, channels_last, freeze_norm
         self.time_budget_s = time_budget_s  # fit lowers it by what the head warm-up spent
         self.model: ActionModel = create_model(
@@ -97,11 +104,13 @@ class ActionClassifier(L.LightningModule):
             if mixers
             else None
         )
-        self.metrics = nn.ModuleDict({
-            f"{stage}_{name}": metric(num_classes=num_classes, average=avg)
-            for stage in ("val", "test")
-            for name, metric, avg in METRICS
-        })  # fmt: skip
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric(num_classes=num_classes, average=avg)
+                for stage in ("val", "test")
+                for name, metric, avg in METRICS
+            }
+        )
         if channels_last:
             self.model = self.model.to_channels_last()
         # Where the starting weights came from (models.weights): kept in checkpoints, so a resumed run's

@@ -146,15 +146,28 @@ def audit(
     fit_s = time.perf_counter() - started
     joint, confident, _ = confident_joint(labels, probs)
     issues = [
-        LabelIssue(rank=rank, file=str(samples[kept[i]].path), given=classes[labels[i]],
-                   suggested=classes[confident[i]], p_given=round(float(probs[i, labels[i]]), 4),
-                   p_suggested=round(float(probs[i, confident[i]]), 4))
+        LabelIssue(
+            rank=rank,
+            file=str(samples[kept[i]].path),
+            given=classes[labels[i]],
+            suggested=classes[confident[i]],
+            p_given=round(float(probs[i, labels[i]]), 4),
+            p_suggested=round(float(probs[i, confident[i]]), 4),
+        )
         for rank, i in enumerate(label_issues(labels, probs), start=1)
-    ]  # fmt: skip
-    result = Audit(out=out, issues=issues, images=len(kept), classes=classes, folds=folds,
-                   accuracy=round(float((probs.argmax(1) == labels).mean()), 4),
-                   confident_joint=joint.tolist(), feature_s=round(feature_s, 1), fit_s=round(fit_s, 1),
-                   unreadable=unreadable)  # fmt: skip
+    ]
+    result = Audit(
+        out=out,
+        issues=issues,
+        images=len(kept),
+        classes=classes,
+        folds=folds,
+        accuracy=round(float((probs.argmax(1) == labels).mean()), 4),
+        confident_joint=joint.tolist(),
+        feature_s=round(feature_s, 1),
+        fit_s=round(fit_s, 1),
+        unreadable=unreadable,
+    )
     _write(result, show)
     return result
 

@@ -89,8 +89,15 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> 
             continue
         acc, conf = float(correct[mask].mean()), float(confidence[mask].mean())
         ece += mask.mean() * abs(acc - conf)
-        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                     "accuracy": acc, "confidence": conf})  # fmt: skip
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(mask.sum()),
+                "accuracy": acc,
+                "confidence": conf,
+            }
+        )
     return {"ece": float(ece), "bins": rows}
 
 

@@ -55,8 +55,15 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -
             top = values.max() if values.size else 0
             for i in range(n):
                 for j in range(n):
-                    ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=font * 0.8,
-                            color="white" if values[i, j] > top / 2 else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        format(values[i, j], fmt),
+                        ha="center",
+                        va="center",
+                        fontsize=font * 0.8,
+                        color="white" if values[i, j] > top / 2 else "black",
+                    )
     _save(fig, path)
 
 
@@ -139,8 +146,11 @@ def plot_per_class(names: Sequence[str], f1: Sequence[float | None], path: Path)
     ax.barh(
         range(len(order)), values, color=["tab:blue" if f1[i] is not None else "lightgrey" for i in order]
     )
-    ax.set_yticks(range(len(order)), [names[i] + ("" if f1[i] is not None else " (undefined)") for i in order],
-                  fontsize=_class_font(len(names)))  # fmt: skip
+    ax.set_yticks(
+        range(len(order)),
+        [names[i] + ("" if f1[i] is not None else " (undefined)") for i in order],
+        fontsize=_class_font(len(names)),
+    )
     ax.invert_yaxis()
     ax.set(xlim=(0, 1), xlabel="F1", title="F1 per class")
     for y, v in enumerate(values):
@@ -193,7 +203,10 @@ def plot_compare(points: Sequence[tuple[str, float, float, float]], ylabel: str,
     ax.set_xscale("log")
     for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
         axis(ScalarFormatter())
-    ax.set(xlabel="CPU inference ms/image (batch 1, log scale)", ylabel=ylabel,
-           title=f"{ylabel} against inference cost (marker size: parameters)")  # fmt: skip
+    ax.set(
+        xlabel="CPU inference ms/image (batch 1, log scale)",
+        ylabel=ylabel,
+        title=f"{ylabel} against inference cost (marker size: parameters)",
+    )
     ax.grid(alpha=0.3)
     _save(fig, path)
