@@ -23,11 +23,13 @@ from django.db.utils import Error as DatabaseError
 
 from actiscope.errors import ActiscopeError
 from actiscope.package import package_dir
+from actiscope.web.admission import DEFAULT_CAPACITY, Capacity
 from actiscope.web.setup import prepare_environment
 
 WSGI_APPLICATION = "actiscope.web.wsgi:application"
-REQUEST_TIMEOUT_S = 120
-GRACEFUL_TIMEOUT_S = 10
+REQUEST_TIMEOUT_S = 120  # a worker silent for this long is killed and replaced (gthread: its main loop)
+GRACEFUL_TIMEOUT_S = 30  # SIGTERM: requests in flight get this long to finish (a queued one waits 10 s)
+BACKLOG = 256  # connections the kernel holds for the workers; beyond it a client is refused at once
 
 
 class ServeError(ActiscopeError):
@@ -44,26 +46,37 @@ class Server:
     runs_dir: Path  # as the web settings resolved them
     data_dir: Path
     access_log: bool = False
+    capacity: Capacity = DEFAULT_CAPACITY  # per worker: predictions at once and waiting (admission.py)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def command(self) -> list[str]:
-        """The gunicorn command line, run by this interpreter."""
+        """The gunicorn command line, run by this interpreter. Threaded workers (gthread): a request
+        waiting for a prediction slot holds a thread, not the worker, so the pages, the API's reads and
+        the quick 503s of a full queue are answered meanwhile. Each worker keeps at most four
+        connections per thread open (idle keep-alive ones included); the rest wait in the backlog."""
+        capacity = self.capacity
         flags = {
             "--bind": f"{self.host}:{self.port}",
             "--workers": str(self.workers),
+            "--worker-class": "gthread",
+            "--threads": str(capacity.threads),
+            "--worker-connections": str(4 * capacity.threads),
+            "--backlog": str(BACKLOG),
             "--timeout": str(REQUEST_TIMEOUT_S),
             "--graceful-timeout": str(GRACEFUL_TIMEOUT_S),
             "--access-logfile": "-" if self.access_log else "/dev/null",
         }
+        environment = [("--env", f"{name}={value}") for name, value in capacity.environ().items()]
         return [
             sys.executable,
             "-m",
             "gunicorn",
             WSGI_APPLICATION,
             *itertools.chain.from_iterable(flags.items()),
+            *itertools.chain.from_iterable(environment),
         ]
 
     def exec(self) -> NoReturn:
@@ -80,6 +93,7 @@ def prepare_server(
     workers: int = 2,
     data_dir: Path | None = None,
     access_log: bool = False,
+    capacity: Capacity = DEFAULT_CAPACITY,
 ) -> Server:
     """Check the model, the port and the database now, so that a mistake is one line here rather than a
     503 or a crashed worker later; then apply the migrations."""
@@ -90,7 +104,7 @@ def prepare_server(
     _check_port(host, port)
     _export_environment(runs=runs, model=model, data_dir=data_dir, workers=workers)
     runs_dir, resolved_data_dir = _migrate()
-    return Server(host, port, workers, runs_dir, resolved_data_dir, access_log)
+    return Server(host, port, workers, runs_dir, resolved_data_dir, access_log, capacity)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -10,6 +10,8 @@ ACTISCOPE_MAX_CLIP_SECONDS/_SIDE/_FRAMES), ACTISCOPE_MAX_FILES (16), ACTISCOPE_A
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
 ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
                      cores / workers, so that worker processes do not fight over cores)
+ACTISCOPE_PREDICT_SLOTS (2), _QUEUE (8), _WAIT_S (10)  per worker process: predictions at once, how many
+                     more may wait and how long, before one is answered 503 + Retry-After (web/admission.py)
 Production adds the secret key, DEBUG, the allowed hosts and HTTPS (see production.py).
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from actiscope.data.video import VideoLimits
+from actiscope.web.admission import Capacity
 from actiscope.web.setup import data_dir
 
 HERE = Path(__file__).resolve().parents[1]  # the web app's package: templates/ and static/
@@ -38,6 +41,7 @@ MAX_CLIP_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_CLIP_MB", "50")) * 1024
 VIDEO_LIMITS = VideoLimits.from_env()
 _threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
 INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
+PREDICT_CAPACITY = Capacity.from_environ(os.environ)
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -76,7 +80,9 @@ def _database() -> dict[str, Any]:
     if url:
         import dj_database_url
 
-        return dict(dj_database_url.parse(url, conn_max_age=60))
+        # each thread keeps its connection a minute; one left over from before a database restart is
+        # checked before its next request and replaced, rather than failing that request
+        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATA_DIR / "actiscope.sqlite3",
