@@ -137,4 +137,5 @@ def readyz(request: Any) -> JsonResponse:
     except Exception as exc:  # e.g. the database is down, so the active model cannot be looked up
         checks["model"] = f"unavailable: {str(exc).splitlines()[0]}"
     ready = all(v == "ok" for v in checks.values())
-    return JsonResponse({"ready": ready, **checks}, status=200 if ready else 503)
+    queue = services.MODEL.admission().state()  # this worker's predictions (a full queue is still ready)
+    return JsonResponse({"ready": ready, **checks, "predictions": queue}, status=200 if ready else 503)
