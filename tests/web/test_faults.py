@@ -135,6 +135,7 @@ def test_a_full_queue_is_answered_at_once_with_retry_after(web: Path, settings: 
 def test_admission_queues_up_to_its_limit_and_for_its_wait() -> None:
     admission = Admission(Capacity(slots=1, queue=1, wait_s=30))
     admission.acquire()  # the running prediction
+    admission.refuse_when_full()  # there is room in the queue: no refusal
     queued: list[str] = []
 
     def waiter() -> None:
@@ -149,6 +150,8 @@ def test_admission_queues_up_to_its_limit_and_for_its_wait() -> None:
     with pytest.raises(Busy, match="1 predictions running and 1 waiting") as full:
         admission.acquire()  # the queue is full: refused without waiting
     assert full.value.retry_after == 30 and queued == []
+    with pytest.raises(Busy, match="1 predictions running and 1 waiting"):
+        admission.refuse_when_full()  # the look the views take before reading an upload
     admission.release()
     thread.join(10)
     assert queued == ["admitted"] and admission.waiting == 0

@@ -91,11 +91,7 @@ class Admission:
             if not full:
                 self._waiting += 1
         if full:
-            raise Busy(
-                f"busy: {capacity.slots} predictions running and {capacity.queue} waiting in this worker; "
-                f"try again in {capacity.retry_after} s",
-                capacity.retry_after,
-            )
+            raise self._full()
         try:
             taken = self._slots.acquire(timeout=capacity.wait_s)
         finally:
@@ -108,6 +104,22 @@ class Admission:
                 capacity.retry_after,
             )
         self._started()
+
+    def refuse_when_full(self) -> None:
+        """Raise `Busy` now if every slot is taken and the queue is full: a cheap look before the
+        request's upload is read, so that a refusal costs no upload (`acquire` still decides)."""
+        with self._lock:
+            full = self._running >= self.capacity.slots and self._waiting >= self.capacity.queue
+        if full:
+            raise self._full()
+
+    def _full(self) -> Busy:
+        capacity = self.capacity
+        return Busy(
+            f"busy: {capacity.slots} predictions running and {capacity.queue} waiting in this worker; "
+            f"try again in {capacity.retry_after} s",
+            capacity.retry_after,
+        )
 
     def release(self) -> None:
         with self._lock:

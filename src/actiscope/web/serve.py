@@ -55,15 +55,17 @@ class Server:
     def command(self) -> list[str]:
         """The gunicorn command line, run by this interpreter. Threaded workers (gthread): a request
         waiting for a prediction slot holds a thread, not the worker, so the pages, the API's reads and
-        the quick 503s of a full queue are answered meanwhile. Each worker keeps at most four
-        connections per thread open (idle keep-alive ones included); the rest wait in the backlog."""
+        the quick 503s of a full queue are answered meanwhile. gunicorn's default of 1,000 connections
+        per worker stays: a keep-alive client holds its connection, so a cap near the thread count
+        left the clients beyond it waiting in the backlog until others left (30 s in bench_serve.py's
+        overload), while requests on accepted connections wait only for a thread, which the quick
+        refusals free."""
         capacity = self.capacity
         flags = {
             "--bind": f"{self.host}:{self.port}",
             "--workers": str(self.workers),
             "--worker-class": "gthread",
             "--threads": str(capacity.threads),
-            "--worker-connections": str(4 * capacity.threads),
             "--backlog": str(BACKLOG),
             "--timeout": str(REQUEST_TIMEOUT_S),
             "--graceful-timeout": str(GRACEFUL_TIMEOUT_S),

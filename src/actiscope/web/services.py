@@ -172,14 +172,18 @@ class ModelService:
     def admitted(self) -> Iterator[None]:
         """A prediction slot of this process for the block, or a 503 with Retry-After."""
         admission = self.admission()
-        try:
+        with _busy_is_503():
             admission.acquire()
-        except Busy as exc:
-            raise ServiceError(503, exc.message, retry_after=exc.retry_after) from None
         try:
             yield
         finally:
             admission.release()
+
+    def refuse_when_full(self) -> None:
+        """A 503 with Retry-After at once when this process has no room for a prediction: views call
+        it before they read the upload."""
+        with _busy_is_503():
+            self.admission().refuse_when_full()
 
     def get(self) -> Predictor:
         return self.serving()[0]
@@ -194,6 +198,14 @@ class ModelService:
 
 
 MODEL = ModelService()
+
+
+@contextmanager
+def _busy_is_503() -> Iterator[None]:
+    try:
+        yield
+    except Busy as exc:
+        raise ServiceError(503, exc.message, retry_after=exc.retry_after) from None
 
 
 def _load(path: Path) -> Predictor:

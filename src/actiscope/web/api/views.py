@@ -38,10 +38,12 @@ class PredictView(APIView):
             201: PredictionSerializer(many=True),
             400: ErrorSerializer,
             413: ErrorSerializer,
-            503: ErrorSerializer,
+            503: ErrorSerializer,  # no model, the queue full (with Retry-After), the database gone
+            507: ErrorSerializer,  # no space left to store the upload
         },
     )
     def post(self, request: Request) -> Response:
+        services.MODEL.refuse_when_full()  # before the upload is read
         # the service's one line for no file or too many comes before the form's field errors
         services.check_count(request.FILES.getlist("file"))
         form = PredictRequestSerializer(data=request.data)
@@ -61,10 +63,12 @@ class LiveView(APIView):
             200: LiveAnswerSerializer,
             400: ErrorSerializer,
             413: ErrorSerializer,
-            503: ErrorSerializer,
+            503: ErrorSerializer,  # no model, the queue full (with Retry-After), the database gone
+            507: ErrorSerializer,  # no space left to store the upload
         },
     )
     def post(self, request: Request) -> Response:
+        services.MODEL.refuse_when_full()  # before the frame is read
         form = LiveFrameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         answer = services.live_frame(form.validated_data["frame"], save=form.validated_data["save"])

@@ -25,6 +25,7 @@ def classify_page(request: HttpRequest) -> HttpResponse:
     status, retry_after = 200, None
     if request.method == "POST":
         try:
+            services.MODEL.refuse_when_full()  # before the upload is read
             context["results"] = services.classify(request.FILES.getlist("file"), top_k=5)
         except services.ServiceError as exc:
             context["error"], status, retry_after = exc.message, exc.status, exc.retry_after
