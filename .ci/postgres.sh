@@ -4,6 +4,8 @@
 #   .ci/postgres.sh start DIR   prints the DATABASE_URL on success; prints nothing and exits 0 when it
 #                               cannot (the test then skips with a message). DIR holds its data and log.
 #   .ci/postgres.sh stop DIR    stops that server (if running) and removes DIR.
+#   .ci/postgres.sh pause DIR   stops it and keeps its data; `resume DIR` starts it again on its port
+#                               (the fault tests: a database that goes away and comes back).
 set -uo pipefail
 ACTION=${1:?start or stop}
 DIR=${2:?a directory for the server}
@@ -16,6 +18,12 @@ if [ "$ACTION" = stop ]; then
   fi
   rm -rf "$DIR"
   exit 0
+fi
+if [ "$ACTION" = pause ]; then
+  exec "${RUNAS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1
+fi
+if [ "$ACTION" = resume ]; then  # restart: the options of the last start (postmaster.opts), its port
+  exec "${RUNAS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w restart >/dev/null 2>&1
 fi
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 if [ -z "$BIN" ]; then

@@ -197,3 +197,22 @@ def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
             f"{weights} does not match model.json ({meta.architecture}, {len(meta.class_names)} classes): {first[0].strip()}"
         ) from None
     return model.eval(), meta
+
+
+def check_weights(directory: Path, meta: PackageMeta) -> None:
+    """The weights file is whole and is the one model.json describes, read without torch: its header
+    parses, its tensors cover the file exactly (a truncated or padded file fails), and it names the
+    architecture model.json names (`save_package` records it)."""
+    from safetensors import SafetensorError, safe_open
+
+    weights = directory / WEIGHTS_FILE
+    try:
+        with safe_open(str(weights), framework="numpy") as reader:
+            named = (reader.metadata() or {}).get("architecture")
+    except (OSError, SafetensorError) as exc:
+        raise PackageError(f"{weights}: cannot read the weights ({exc}); the package is damaged") from None
+    if named is not None and named != meta.architecture:
+        raise PackageError(
+            f"{weights} holds {named} weights but {directory / META_FILE} says {meta.architecture}; "
+            "the package is damaged"
+        )

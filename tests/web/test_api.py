@@ -116,7 +116,9 @@ def test_health_and_readiness(web: Path, settings: Settings, tmp_path: Path) -> 
     client = APIClient()
     assert client.get("/healthz").json() == {"status": "alive"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "model": "ok"}
+    idle = {"running": 0, "waiting": 0, "slots": 2, "queue": 8}  # this worker's predictions, the limits
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "database": "ok", "model": "ok", "predictions": idle}
     settings.RUNS_DIR = tmp_path / "empty"
     services.MODEL = services.ModelService()  # a process started on an empty runs folder
     not_ready = client.get("/readyz")

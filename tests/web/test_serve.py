@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from actiscope.cli import build_parser as main_parser
+from actiscope.cli.serve import capacity as serve_capacity
 from actiscope.errors import ActiscopeError
+from actiscope.web.admission import Capacity
 from actiscope.web.serve import ServeError, Server, prepare_server
 
 
@@ -28,13 +31,35 @@ def test_a_busy_port_or_no_workers_is_one_line_and_changes_no_environment(tmp_pa
     assert dict(os.environ) == before
 
 
+def _flags(command: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The flags of a gunicorn command line, and its --env values (the one flag given more than once)."""
+    pairs = list(zip(command[4::2], command[5::2], strict=True))
+    return dict(pairs), [value for flag, value in pairs if flag == "--env"]
+
+
 def test_the_gunicorn_command() -> None:
     server = Server("0.0.0.0", 8123, 3, Path("runs"), Path("data"), access_log=True)
     command = server.command()
     assert command[:4] == [sys.executable, "-m", "gunicorn", "actiscope.web.wsgi:application"]
-    flags = dict(zip(command[4::2], command[5::2], strict=True))
+    flags, _ = _flags(command)
     assert (
         flags["--bind"] == "0.0.0.0:8123" and flags["--workers"] == "3" and flags["--access-logfile"] == "-"
     )
     assert server.url == "http://0.0.0.0:8123/"
-    assert Server("h", 1, 1, Path(), Path()).command()[-1] == "/dev/null"  # no access log unless -v
+    assert _flags(Server("h", 1, 1, Path(), Path()).command())[0]["--access-logfile"] == "/dev/null"
+
+
+def test_the_capacity_reaches_gunicorn_and_the_workers_settings() -> None:
+    """Threaded workers with a thread for each running and waiting prediction plus the spare ones, and
+    the admission limit handed to the workers' settings through gunicorn's --env."""
+    capacity = Capacity(slots=3, queue=5, wait_s=2.5)
+    flags, environment = _flags(Server("h", 1, 2, Path(), Path(), capacity=capacity).command())
+    assert flags["--worker-class"] == "gthread" and flags["--threads"] == str(3 + 5 + capacity.spare)
+    assert int(flags["--backlog"]) > 0
+    passed = dict(item.split("=", 1) for item in environment)
+    assert Capacity.from_environ(passed) == capacity
+    with pytest.raises(ValueError, match="at least 1"):
+        Capacity(slots=0)
+    cli = main_parser().parse_args(["serve", "--slots", "0"])
+    with pytest.raises(ActiscopeError, match="--slots"):
+        serve_capacity(cli)

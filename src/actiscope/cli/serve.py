@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from actiscope.cli.arguments import ArgumentParser
+from actiscope.errors import ActiscopeError
+from actiscope.web.admission import DEFAULT_CAPACITY, Capacity
 
 
 def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
@@ -24,6 +26,26 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
+    default = DEFAULT_CAPACITY
+    serve.add_argument(
+        "--slots",
+        type=int,
+        default=default.slots,
+        help="predictions at once per worker (default %(default)s)",
+    )
+    serve.add_argument(
+        "--queue",
+        type=int,
+        default=default.queue,
+        help="predictions that may wait per worker; more are answered 503 + Retry-After (default %(default)s)",
+    )
+    serve.add_argument(
+        "--queue-wait",
+        type=float,
+        default=default.wait_s,
+        metavar="SECONDS",
+        help="the longest wait in that queue before a 503 + Retry-After (default %(default)s)",
+    )
     serve.add_argument(
         "--data-dir", type=Path, help="database, uploads and secret key (default: $ACTISCOPE_DATA_DIR)"
     )
@@ -39,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        capacity=capacity(args),
         data_dir=args.data_dir,
         access_log=args.verbose,
         open_read=args.open,
@@ -49,3 +72,10 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     server.exec()
+
+
+def capacity(args: argparse.Namespace) -> Capacity:
+    try:
+        return Capacity(slots=args.slots, queue=args.queue, wait_s=args.queue_wait)
+    except ValueError as exc:
+        raise ActiscopeError(f"--slots, --queue, --queue-wait: {exc}") from None

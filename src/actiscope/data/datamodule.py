@@ -138,8 +138,8 @@ class ActionDataModule(L.LightningDataModule):
             )
             self.datasets[split] = MediaSamples(
                 samples,
-                [index[s.label] for s in samples],
-                transform,  # type: ignore[index]  # a split's samples are labelled
+                [index[str(s.label)] for s in samples],  # a split's samples are all labelled
+                transform,
                 image_size=self.data_config.image_size,
                 cache=cache,
                 crop_margin=self.crop_margin,

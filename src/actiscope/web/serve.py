@@ -21,14 +21,16 @@ from django.conf import settings
 
 from actiscope.errors import ActiscopeError
 from actiscope.package import package_dir
+from actiscope.web.admission import DEFAULT_CAPACITY, Capacity
 from actiscope.web.setup import open_database, prepare_environment
 from actiscope.web.users import has_users
 
 log = logging.getLogger(__name__)
 
 WSGI_APPLICATION = "actiscope.web.wsgi:application"
-REQUEST_TIMEOUT_S = 120
-GRACEFUL_TIMEOUT_S = 10
+REQUEST_TIMEOUT_S = 120  # a worker silent for this long is killed and replaced (gthread: its main loop)
+GRACEFUL_TIMEOUT_S = 30  # SIGTERM: requests in flight get this long to finish (a queued one waits 10 s)
+BACKLOG = 256  # connections the kernel holds for the workers; beyond it a client is refused at once
 
 
 class ServeError(ActiscopeError):
@@ -45,26 +47,39 @@ class Server:
     runs_dir: Path  # as the web settings resolved them
     data_dir: Path
     access_log: bool = False
+    capacity: Capacity = DEFAULT_CAPACITY  # per worker: predictions at once and waiting (admission.py)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def command(self) -> list[str]:
-        """The gunicorn command line, run by this interpreter."""
+        """The gunicorn command line, run by this interpreter. Threaded workers (gthread): a request
+        waiting for a prediction slot holds a thread, not the worker, so the pages, the API's reads and
+        the quick 503s of a full queue are answered meanwhile. gunicorn's default of 1,000 connections
+        per worker stays: a keep-alive client holds its connection, so a cap near the thread count
+        left the clients beyond it waiting in the backlog until others left (30 s in bench_serve.py's
+        overload), while requests on accepted connections wait only for a thread, which the quick
+        refusals free."""
+        capacity = self.capacity
         flags = {
             "--bind": f"{self.host}:{self.port}",
             "--workers": str(self.workers),
+            "--worker-class": "gthread",
+            "--threads": str(capacity.threads),
+            "--backlog": str(BACKLOG),
             "--timeout": str(REQUEST_TIMEOUT_S),
             "--graceful-timeout": str(GRACEFUL_TIMEOUT_S),
             "--access-logfile": "-" if self.access_log else "/dev/null",
         }
+        environment = [("--env", f"{name}={value}") for name, value in capacity.environ().items()]
         return [
             sys.executable,
             "-m",
             "gunicorn",
             WSGI_APPLICATION,
             *itertools.chain.from_iterable(flags.items()),
+            *itertools.chain.from_iterable(environment),
         ]
 
     def exec(self) -> NoReturn:
@@ -82,6 +97,7 @@ def prepare_server(
     data_dir: Path | None = None,
     access_log: bool = False,
     open_read: bool = False,
+    capacity: Capacity = DEFAULT_CAPACITY,
 ) -> Server:
     """Check the model, the port and the database now, so that a mistake is one line here rather than a
     503 or a crashed worker later; then apply the migrations."""
@@ -101,7 +117,7 @@ def prepare_server(
         log.warning(
             f"no user yet, so nothing can be changed here: create one with `actiscope user add NAME{at}`"
         )
-    return Server(host, port, workers, runs_dir, resolved_data_dir, access_log)
+    return Server(host, port, workers, runs_dir, resolved_data_dir, access_log, capacity)
 
 
 def _check_port(host: str, port: int) -> None:

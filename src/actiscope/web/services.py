@@ -6,12 +6,15 @@ environment (limits, threads) are read from settings, which alone reads the envi
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,19 +28,24 @@ from PIL import Image
 from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video, resize_frame
 from actiscope.errors import ActiscopeError, MediaReadError
-from actiscope.package import describe_weights, package_dir, read_meta
+from actiscope.files import atomic_output
+from actiscope.package import check_weights, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir
+from actiscope.web.admission import Admission, Busy
 from actiscope.web.classify.models import ActiveModel, Prediction
 from actiscope.web.live import BadSession, LiveWindows
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, `ulimit -f`
+
 
 class ServiceError(Exception):
-    """A request the service cannot do: `status` and a one-line message for the client."""
+    """A request the service cannot do: `status` and a one-line message for the client; `retry_after`
+    (seconds) when trying again later will do (the Retry-After header)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 @dataclass
@@ -112,6 +120,7 @@ class ModelService:
         self._predictor: Predictor | None = None
         self._served: ServedModel | None = None
         self._newest: Path | None = None
+        self._admission: Admission | None = None
 
     def active_path(self) -> Path | None:
         row = ActiveModel.objects.first()
@@ -135,19 +144,47 @@ class ModelService:
         with self._lock:
             if self._predictor is None or self._served is None or path != self._path:
                 try:
-                    predictor = Predictor.load(
-                        path, threads=settings.INFERENCE_THREADS or None, video_limits=settings.VIDEO_LIMITS
-                    )
-                    directory = package_dir(path).resolve()
+                    self._use(path, _load(path))
                 except ActiscopeError as exc:
                     raise ServiceError(503, f"the active model cannot be loaded: {exc}") from None
-                in_run = directory == RunDir(directory.parent).model
-                name = (
-                    f"{directory.parent.name if in_run else directory.name} ({predictor.meta.architecture})"
-                )
-                self._path, self._predictor = path, predictor
-                self._served = ServedModel(name, predictor.meta.created, directory)
+            assert self._predictor is not None and self._served is not None  # set by _use
             return self._predictor, self._served
+
+    def adopt(self, path: Path, predictor: Predictor) -> None:
+        """Serve `predictor`, loaded from `path` (just checked), from now on in this process."""
+        with self._lock:
+            self._use(path, predictor)
+
+    def _use(self, path: Path, predictor: Predictor) -> None:
+        directory = package_dir(path).resolve()
+        in_run = directory == RunDir(directory.parent).model
+        name = f"{directory.parent.name if in_run else directory.name} ({predictor.meta.architecture})"
+        self._path, self._predictor = path, predictor
+        self._served = ServedModel(name, predictor.meta.created, directory)
+
+    def admission(self) -> Admission:
+        """This process's limit on predictions at once (admission.py), made on first use from settings."""
+        with self._lock:
+            if self._admission is None:
+                self._admission = Admission(settings.PREDICT_CAPACITY)
+            return self._admission
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """A prediction slot of this process for the block, or a 503 with Retry-After."""
+        admission = self.admission()
+        with _busy_is_503():
+            admission.acquire()
+        try:
+            yield
+        finally:
+            admission.release()
+
+    def refuse_when_full(self) -> None:
+        """A 503 with Retry-After at once when this process has no room for a prediction: views call
+        it before they read the upload."""
+        with _busy_is_503():
+            self.admission().refuse_when_full()
 
     def get(self) -> Predictor:
         return self.serving()[0]
@@ -164,10 +201,59 @@ class ModelService:
 MODEL = ModelService()
 
 
+@contextmanager
+def _busy_is_503() -> Iterator[None]:
+    try:
+        yield
+    except Busy as exc:
+        raise ServiceError(503, exc.message, retry_after=exc.retry_after) from None
+
+
+def _load(path: Path) -> Predictor:
+    return Predictor.load(
+        path, threads=settings.INFERENCE_THREADS or None, video_limits=settings.VIDEO_LIMITS
+    )
+
+
+def check_package(path: Path) -> Predictor:
+    """The package at `path` loaded as it would be served, and proved whole before it is: its weights
+    file (its header, its length, the architecture it names), the backend that serves it, and one
+    prediction of one finite logit per class. A damaged or tampered package raises ActiscopeError in
+    one line."""
+    directory = package_dir(path)
+    try:
+        predictor = _load(path)
+        meta = predictor.meta
+        check_weights(directory, meta)
+        size = meta.image_size
+        shape = (1, meta.frames or 1, 3, size, size) if meta.kind == "video" else (1, 3, size, size)
+        logits = predictor.logits(np.zeros(shape, np.float32))
+    except ActiscopeError:
+        raise
+    # any other error is the runtime's own for a model it cannot run (ONNX Runtime's are plain Exceptions)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ActiscopeError(
+            f"{directory}: the model does not run as its model.json describes ({first}); "
+            "export the package again from its run"
+        ) from None
+    if logits.shape != (1, len(meta.class_names)) or not np.isfinite(logits).all():
+        raise ActiscopeError(
+            f"{directory}: the model gives {logits.shape[-1]} outputs for the {len(meta.class_names)} "
+            "classes its model.json names; export the package again from its run"
+        )
+    return predictor
+
+
 # -- predictions ----------------------------------------------------------------------------------------
 def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
     """Predict and store every upload, or none of them: files and rows are removed on any failure."""
     check_count(files)  # before loading a model
+    with MODEL.admitted():
+        return _classify(files, top_k)
+
+
+def _classify(files: list[Any], top_k: int) -> list[Prediction]:
     predictor, served = MODEL.serving()
     uploads = read_uploads(files, predictor.meta.kind)
     results = []
@@ -188,7 +274,8 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
 
 
 def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -> list[Prediction]:
-    """The uploads and their rows, all or none: files are removed on any failure."""
+    """The uploads and their rows, all or none: files are removed on any failure, and each is written
+    whole or not at all (a worker killed mid-write leaves no file under an upload's name)."""
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -197,7 +284,15 @@ def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -
             rows = []
             for upload, prediction, timeline, latency in results:
                 stored = media / f"{uuid.uuid4().hex}.{upload.extension}"
-                stored.write_bytes(upload.data)
+                try:
+                    with atomic_output(stored) as partial:
+                        partial.write_bytes(upload.data)
+                except OSError as exc:
+                    if exc.errno not in DISK_FULL:
+                        raise
+                    raise ServiceError(
+                        507, f"no space left in {media} to store {upload.name}; nothing was stored"
+                    ) from None
                 written.append(stored)
                 rows.append(
                     Prediction.objects.create(
@@ -233,24 +328,25 @@ def live_frame(frame: Any, *, save: bool = False, top_k: int = 5, session: str =
     For a video model the frame joins `session`'s sliding window (web.live), and the answer is the
     prediction of the window's clip once it holds as many frames as the model takes."""
     predictor, served = MODEL.serving()
-    (upload,) = read_uploads([frame], "image")
-    start = time.perf_counter()
-    window = None
-    source: Any = upload.source()
-    if predictor.meta.kind == "video":
-        need, size = int(predictor.preprocess.frames or 1), predictor.preprocess.image_size
-        assert upload.image is not None  # read as an image above
-        pixels = resize_frame(np.asarray(upload.image.convert("RGB")), size)
-        try:
-            source = _live_windows().push(session, f"{served.package}@{served.version}", pixels, need)
-        except BadSession as exc:
-            raise ServiceError(400, str(exc)) from None
-        window = (len(source), need)
-        if len(source) < need:
-            return LiveAnswer(None, round((time.perf_counter() - start) * 1000, 2), None, window)
-    (prediction,) = predictor.predict([source], top_k=top_k)
-    latency = (time.perf_counter() - start) * 1000
-    saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
+    with MODEL.admitted():
+        (upload,) = read_uploads([frame], "image")
+        start = time.perf_counter()
+        window = None
+        source: Any = upload.source()
+        if predictor.meta.kind == "video":
+            need, size = int(predictor.preprocess.frames or 1), predictor.preprocess.image_size
+            assert upload.image is not None  # read as an image above
+            pixels = resize_frame(np.asarray(upload.image.convert("RGB")), size)
+            try:
+                source = _live_windows().push(session, f"{served.package}@{served.version}", pixels, need)
+            except BadSession as exc:
+                raise ServiceError(400, str(exc)) from None
+            window = (len(source), need)
+            if len(source) < need:
+                return LiveAnswer(None, round((time.perf_counter() - start) * 1000, 2), None, window)
+        (prediction,) = predictor.predict([source], top_k=top_k)
+        latency = (time.perf_counter() - start) * 1000
+        saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
     top = [(label, round(p, 6)) for label, p in prediction.top_k]
     return LiveAnswer(top, round(latency, 2), saved, window)
 
@@ -410,12 +506,19 @@ def serves(run: RunDir, active: Path | None) -> bool:
 
 
 def activate(run: RunDir) -> None:
-    """Make the run's package the one the app serves (the model service reloads on the next request)."""
+    """Make the run's package the one the app serves, once it is proved whole (`check_package`): a
+    damaged one is refused in one line and the model served so far stays. This process serves the new
+    one at once; the others load it on their next request."""
     if not run.has_model():
         raise ServiceError(404, "this run has no model package yet")
+    try:
+        predictor = check_package(run.model)
+    except ActiscopeError as exc:
+        raise ServiceError(422, f"not made active, the model served so far stays: {exc}") from None
     with transaction.atomic():
         ActiveModel.objects.all().delete()
         ActiveModel.objects.create(path=str(run.model))
+    MODEL.adopt(run.model, predictor)
 
 
 @dataclass(frozen=True)

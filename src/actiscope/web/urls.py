@@ -27,3 +27,4 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
+handler500 = "actiscope.web.faults.server_error"  # a database gone or a full disk: one line (faults.py)

@@ -43,7 +43,8 @@ class ClientThrottle(SimpleRateThrottle):
 def one_line_errors(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error as {"error": "one line"} with the right status."""
     if isinstance(exc, ServiceError):
-        return Response({"error": exc.message}, status=exc.status)
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return Response({"error": exc.message}, status=exc.status, headers=retry)
     from rest_framework.views import exception_handler
 
     response = exception_handler(exc, context)

@@ -40,10 +40,12 @@ class PredictView(APIView):
             201: PredictionSerializer(many=True),
             400: ErrorSerializer,
             413: ErrorSerializer,
-            503: ErrorSerializer,
+            503: ErrorSerializer,  # no model, the queue full (with Retry-After), the database gone
+            507: ErrorSerializer,  # no space left to store the upload
         },
     )
     def post(self, request: Request) -> Response:
+        services.MODEL.refuse_when_full()  # before the upload is read
         # the service's one line for no file or too many comes before the form's field errors
         services.check_count(request.FILES.getlist("file"))
         form = PredictRequestSerializer(data=request.data)
@@ -64,10 +66,12 @@ class LiveView(APIView):
             200: LiveAnswerSerializer,
             400: ErrorSerializer,
             413: ErrorSerializer,
-            503: ErrorSerializer,
+            503: ErrorSerializer,  # no model, the queue full (with Retry-After), the database gone
+            507: ErrorSerializer,  # no space left to store the upload
         },
     )
     def post(self, request: Request) -> Response:
+        services.MODEL.refuse_when_full()  # before the frame is read
         form = LiveFrameSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -144,4 +148,5 @@ def readyz(request: Any) -> JsonResponse:
     except Exception as exc:  # e.g. the database is down, so the active model cannot be looked up
         checks["model"] = f"unavailable: {str(exc).splitlines()[0]}"
     ready = all(v == "ok" for v in checks.values())
-    return JsonResponse({"ready": ready, **checks}, status=200 if ready else 503)
+    queue = services.MODEL.admission().state()  # this worker's predictions (a full queue is still ready)
+    return JsonResponse({"ready": ready, **checks, "predictions": queue}, status=200 if ready else 503)

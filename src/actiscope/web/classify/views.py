@@ -23,13 +23,17 @@ def classify_page(request: HttpRequest) -> HttpResponse:
         "max_mb": (settings.MAX_CLIP_BYTES if video else settings.MAX_UPLOAD_BYTES) // 2**20,
         "video": video,
     }
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST":
         try:
+            services.MODEL.refuse_when_full()  # before the upload is read
             context["results"] = services.classify(request.FILES.getlist("file"), top_k=5)
         except services.ServiceError as exc:
-            context["error"], status = exc.message, exc.status
-    return render(request, "actiscope/classify.html", context, status=status)
+            context["error"], status, retry_after = exc.message, exc.status, exc.retry_after
+    response = render(request, "actiscope/classify.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def live_page(request: HttpRequest) -> HttpResponse:

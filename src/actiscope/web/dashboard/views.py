@@ -37,8 +37,13 @@ def runs_page(request: HttpRequest) -> HttpResponse:
 
 
 def run_page(request: HttpRequest, name: str) -> HttpResponse:
-    page = services.run_page(_run_or_404(name))
-    return render(request, "actiscope/run.html", {"run": page.summary, "page": page})
+    return _render_run(request, _run_or_404(name))
+
+
+def _render_run(request: HttpRequest, run: RunDir, error: str = "", status: int = 200) -> HttpResponse:
+    page = services.run_page(run)
+    context = {"run": page.summary, "page": page, "error": error}
+    return render(request, "actiscope/run.html", context, status=status)
 
 
 def run_file(request: HttpRequest, name: str, file: str) -> FileResponse:
@@ -52,10 +57,13 @@ def run_file(request: HttpRequest, name: str, file: str) -> FileResponse:
 
 @require_POST
 def activate(request: HttpRequest, name: str) -> HttpResponse:
+    run = _run_or_404(name)
     try:
-        services.activate(_run_or_404(name))
+        services.activate(run)
     except services.ServiceError as exc:
-        raise Http404(exc.message) from None
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        return _render_run(request, run, error=exc.message, status=exc.status)  # a damaged package
     return redirect("run", name=name)
 
 

@@ -14,6 +14,8 @@ ACTISCOPE_OPEN_READ=1 (`serve --open`) opens them to everyone (web/access.py has
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
 ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
                      cores / workers, so that worker processes do not fight over cores)
+ACTISCOPE_PREDICT_SLOTS (2), _QUEUE (8), _WAIT_S (10)  per worker process: predictions at once, how many
+                     more may wait and how long, before one is answered 503 + Retry-After (web/admission.py)
 Production adds the secret key, DEBUG, the allowed hosts and HTTPS (see production.py).
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from actiscope.data.video import VideoLimits
+from actiscope.web.admission import Capacity
 from actiscope.web.setup import data_dir
 
 HERE = Path(__file__).resolve().parents[1]  # the web app's package: templates/ and static/
@@ -44,6 +47,7 @@ EXPOSED = flag("ACTISCOPE_EXPOSED")
 OPEN_READ = flag("ACTISCOPE_OPEN_READ")
 _threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
 INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
+PREDICT_CAPACITY = Capacity.from_environ(os.environ)
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -91,7 +95,9 @@ def _database() -> dict[str, Any]:
     if url:
         import dj_database_url
 
-        return dict(dj_database_url.parse(url, conn_max_age=60))
+        # each thread keeps its connection a minute; one left over from before a database restart is
+        # checked before its next request and replaced, rather than failing that request
+        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATA_DIR / "actiscope.sqlite3",
