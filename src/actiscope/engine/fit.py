@@ -200,7 +200,7 @@ def _fit(
         if manifest.samples("test")
         else []
     )
-    metrics = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
+    metrics: dict[str, Any] = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
     scored = [r for r in history.rows if r.get("val_acc") is not None]
     top = max(scored, key=lambda r: r["val_acc"]) if scored else {}
     metrics |= {
