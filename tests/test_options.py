@@ -51,8 +51,9 @@ def test_every_option_has_help_and_one_flat_key_as_the_old_config() -> None:
     flat = TrainOptions.from_flat(data="x").flat()
     assert len(flat) == len(_fields())  # no two options share a key
     assert list(flat) == [str(f.metadata.get("key", f.name)) for f in _fields()]
-    # the old run's keys, and the one option added since (--exclude, for `data audit`)
-    assert set(flat) == set(yaml.safe_load(FLAT_CONFIG.read_text(encoding="utf-8"))) | {"exclude"}
+    # the old run's keys, and the options added since (--exclude, for `data audit`; experiment tracking)
+    added = {"exclude", "logger", "mlflow_uri"}
+    assert set(flat) == set(yaml.safe_load(FLAT_CONFIG.read_text(encoding="utf-8"))) | added
     assert {k for recipe in RECIPES.values() for k in recipe} <= set(flat)
 
 
@@ -247,7 +248,8 @@ def test_config_yaml_is_nested_and_round_trips(tmp_path: Path) -> None:
 def test_an_old_flat_config_yaml_loads_to_the_same_values() -> None:
     old = yaml.safe_load(FLAT_CONFIG.read_text(encoding="utf-8"))
     options = TrainOptions.from_yaml(FLAT_CONFIG)
-    assert options.flat() == old | {"exclude": None}  # an option it predates takes its default
+    # the options it predates take their defaults
+    assert options.flat() == old | {"exclude": None, "logger": (), "mlflow_uri": None}
     assert options.data == DataOptions(
         path="datasets/har15",
         split="datasets/har15/split.json",
@@ -294,3 +296,26 @@ def test_unknown_keys_are_ignored_and_unusable_files_are_config_errors(tmp_path:
             TrainOptions.from_yaml(path)
     with pytest.raises(ConfigError, match="cannot read the run configuration"):
         TrainOptions.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_loggers_comma_separated_or_repeated_and_through_config_yaml(tmp_path: Path) -> None:
+    actions = _actions(_parser())
+    assert actions["--logger"].metavar == "{csv,tensorboard,mlflow}[,...]"
+    assert str(actions["--logger"].help).endswith("(default: none)")
+    args = _parser().parse_args(["--logger", "csv,mlflow", "--logger", "tensorboard", "--logger", "csv"])
+    options = TrainOptions.from_flat(data="d", **given_options(args))
+    assert options.output.logger == ("csv", "mlflow", "tensorboard")
+    assert (
+        given_options(_parser().parse_args([])) == {} and TrainOptions.from_flat(data="d").output.logger == ()
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(options.to_yaml(), encoding="utf-8")
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["output"]["logger"] == [
+        "csv",
+        "mlflow",
+        "tensorboard",
+    ]
+    assert TrainOptions.from_yaml(path) == options
+    with pytest.raises(ConfigError) as caught:
+        TrainOptions.from_flat(data="d", logger="csv,wandb")
+    assert str(caught.value) == "--logger 'wandb' is not one of: csv, tensorboard, mlflow"

@@ -46,7 +46,20 @@ class ExportResult:
     max_prob_diff: float | None = None  # PyTorch vs exported, on `checked` images
     checked: int = 0
     check_source: str = ""
-    int8: dict[str, float] | None = None  # accuracy and speed, fp32 vs int8, on the test split
+    int8: dict[str, float] | None = None  # accuracy and speed, fp32 vs int8, on the test (else val) split
+    inputs: str = "images"  # what the package takes (images or clips), for messages
+
+    def int8_line(self) -> str:
+        """How the int8 model compares with fp32, naming what it was measured on, e.g. "int8 agrees with
+        fp32 on 97.3% of the 150 test images (accuracy 0.9133 vs 0.9200), 2.6x faster"."""
+        q = self.int8 or {}
+        split = "test" if "test_images" in q else "validation"
+        count = int(q.get("test_images", q.get("val_images", 0)))
+        return (
+            f"int8 agrees with fp32 on {q['top1_agreement']:.1%} of the {count} {split} {self.inputs} "
+            f"(accuracy {q['int8_accuracy']:.4f} vs {q['fp32_accuracy']:.4f}), "
+            f"{q['int8_images_per_s'] / q['fp32_images_per_s']:.1f}x faster"
+        )
 
 
 def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantize: str | None = None,
@@ -80,6 +93,7 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
         session = OnnxBackend(target)
         probs = softmax(session(pixels.numpy()))
     result = ExportResult(target, float(np.abs(probs - reference).max()), len(pixels), source)
+    result.inputs = "clips" if meta.kind == "video" else "images"
     in_package = target.parent.resolve() == directory.resolve()
     if in_package:
         check: dict[str, object] = {"max_prob_diff": result.max_prob_diff, "checked_on": source}
@@ -133,7 +147,8 @@ def quantize_int8(
     calibration = random.Random(0).sample(train, min(calibration_images, len(train)))
     target = directory / INT8_FILE
     quantize_onnx(onnx_path, target, (pixels(s.path)[None] for s in calibration))
-    test = manifest.samples("test") or manifest.samples("val")
+    split_name = "test" if manifest.samples("test") else "val"  # without a test split: the val images
+    test = manifest.samples(split_name)
     if not test:
         raise ExportError(f"{split}: no test or val images to check the int8 model's accuracy on")
     index = {name: i for i, name in enumerate(manifest.classes)}
@@ -147,7 +162,7 @@ def quantize_int8(
             began = time.perf_counter()
             predicted[name].append(run(x).argmax(1))
             seconds[name] += time.perf_counter() - began
-    report: dict[str, float] = {"test_images": len(test)}
+    report: dict[str, float] = {f"{split_name}_images": len(test)}
     for name in sessions:
         report[f"{name}_images_per_s"] = round(len(test) / seconds[name], 1)
         report[f"{name}_accuracy"] = round(float((np.concatenate(predicted[name]) == y).mean()), 4)

@@ -29,6 +29,7 @@ Balance = Literal["none", "oversample", "weights", "trim"]
 Precision = Literal["auto", "32", "bf16"]
 Export = Literal["none", "onnx", "int8"]
 Sampling = Literal["tsn", "uniform"]
+Logger = Literal["csv", "tensorboard", "mlflow"]  # Lightning's loggers (engine.tracking builds them)
 
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 SCHEDULERS: tuple[Scheduler, ...] = get_args(Scheduler)
@@ -38,6 +39,7 @@ BALANCES: tuple[Balance, ...] = get_args(Balance)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 EXPORTS: tuple[Export, ...] = get_args(Export)
 SAMPLING: tuple[Sampling, ...] = get_args(Sampling)
+LOGGERS: tuple[Logger, ...] = get_args(Logger)
 
 
 class ConfigError(ActiscopeError):
@@ -90,15 +92,32 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def _choices(kind: Any) -> tuple[Any, ...]:
+    """The values a Literal type allows (of its members for `tuple[Literal[...], ...]`); () for the rest."""
+    if get_origin(kind) is tuple:
+        kind = get_args(kind)[0]
+    return get_args(kind) if get_origin(kind) is Literal else ()
+
+
 def _check_choices(options: Any) -> None:
-    """Every Literal-typed field holds one of its values (the same message whichever group holds it)."""
+    """Every Literal-typed field (each member of a tuple of them) holds one of its values (the same message
+    whichever group holds it)."""
     hints = get_type_hints(type(options))
     for f in dataclasses.fields(options):
-        kind = hints[f.name]
-        allowed = get_args(kind) if get_origin(kind) is Literal else ()
-        value = getattr(options, f.name)
-        if allowed and value not in allowed:
-            raise ConfigError(f"{_flag(_key(f))} {value!r} is not one of: {', '.join(allowed)}")
+        kind, value = hints[f.name], getattr(options, f.name)
+        allowed = _choices(kind)
+        for member in value if get_origin(kind) is tuple else (value,):
+            if allowed and member not in allowed:
+                raise ConfigError(f"{_flag(_key(f))} {member!r} is not one of: {', '.join(allowed)}")
+
+
+def _names(value: Any, flag: str) -> tuple[str, ...]:
+    """A list option as a tuple: from "a,b" (the command line), a list (config.yaml) or a tuple; each name
+    once, in the order given."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{flag} takes names separated by commas, not {value!r}")
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
 
 
 def _check_positive(**values: float) -> None:
@@ -307,8 +326,23 @@ class OutputOptions:
             "help": "after training, add ONNX (onnx) and an accuracy-checked int8 model (int8) to the package"
         },
     )
+    logger: tuple[Logger, ...] = field(
+        default=(),
+        metadata={
+            "help": "experiment tracking through Lightning's loggers, into RUN/logs: csv, tensorboard, mlflow "
+            "(comma-separated or repeated); with any of them the run is also evaluated on its test split"
+        },
+    )
+    mlflow_uri: str | None = field(
+        default=None,
+        metadata={
+            "help": "--logger mlflow: the tracking URI (default: $MLFLOW_TRACKING_URI, else a SQLite store in "
+            "RUN/logs)"
+        },
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "logger", _names(self.logger, "--logger"))  # frozen: normalised once, here
         _check_choices(self)
 
 
@@ -430,7 +464,9 @@ def _default_help(key: str, default: Any) -> str:
     would mislead). A None default is described by the help text itself."""
     recipes = ", ".join(f"{mode} {values[key]}" for mode, values in RECIPES.items() if key in values)
     shown = []
-    if default is not None:
+    if isinstance(default, tuple):
+        shown = [f"default: {','.join(default) or 'none'}"]
+    elif default is not None:
         shown = [f"default: {('on' if default else 'off') if isinstance(default, bool) else default}"]
     if recipes and key != "mode":
         shown.append(f"recipes: {recipes}")
@@ -451,7 +487,17 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
                 _flag(key), action=argparse.BooleanOptionalAction, default=None, help=helptext
             )
             continue
-        choices = get_args(kind) if get_origin(kind) is Literal else ()
+        choices = _choices(kind)
+        if get_origin(kind) is tuple:  # a list: comma-separated, or the flag repeated
+            parser.add_argument(
+                _flag(key),
+                type=_comma_separated,
+                action="extend",
+                default=None,
+                metavar="{" + ",".join(choices) + "}[,...]" if choices else None,
+                help=helptext,
+            )
+            continue
         # The parser checks the choices too, so that a typo gets the closest ones (cli.arguments); the
         # options check them again, with the same message, whether from a recipe or a config file.
         parser.add_argument(
@@ -462,6 +508,10 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
             metavar="{" + ",".join(choices) + "}" if choices else None,
             help=helptext,
         )
+
+
+def _comma_separated(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def given_options(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict[str, Any]:

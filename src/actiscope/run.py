@@ -7,6 +7,8 @@ A run (`actiscope train`) is::
       checkpoints/last.ckpt  checkpoints/best.ckpt
       model/       the deployable package (model.safetensors + model.json, see package.py)
       eval/        metrics.json, report.md, predictions.csv and the plots (an EvalDir)
+      logs/        what --logger writes: csv/ and tensorboard/ (Lightning's version_N folders), and
+                   MLflow's local store (mlflow.db, mlflow-artifacts/) unless a tracking URI is given
 
 A comparison (`actiscope compare`) is::
 
@@ -72,6 +74,21 @@ class RunDir:
     @property
     def eval(self) -> EvalDir:
         return EvalDir(self.path / "eval")
+
+    @property
+    def logs(self) -> Path:
+        """The experiment loggers' folder: each logger writes into `logs / <its name>`."""
+        return self.path / "logs"
+
+    @property
+    def mlflow_store(self) -> str:
+        """The URI of the run's own MLflow store: a SQLite file (MLflow 3 refuses its file store unless
+        MLFLOW_ALLOW_FILE_STORE is set; SQLite is the local store it recommends)."""
+        return f"sqlite:///{(self.logs / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.logs / "mlflow-artifacts"
 
     @property
     def name(self) -> str:

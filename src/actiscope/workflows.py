@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from actiscope.engine import fit
 from actiscope.engine.fit import RunResult, TrainingInterrupted, resume_config
+from actiscope.engine.tracking import log_outcome
 from actiscope.errors import ActiscopeError
 from actiscope.evaluate.leaderboard import (
     SELECT,
@@ -25,11 +27,12 @@ from actiscope.evaluate.leaderboard import (
     score_run,
     write_leaderboard,
 )
+from actiscope.evaluate.report import evaluate
 from actiscope.export import export
 from actiscope.files import atomic_write_text
 from actiscope.models.registry import get_entry
 from actiscope.options import TrainOptions
-from actiscope.run import CompareDir, RunDir
+from actiscope.run import CompareDir, EvalDir, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,11 @@ def _expected_failures() -> tuple[type[BaseException], ...]:
     return (ActiscopeError, OSError, MemoryError, RuntimeError, *ort)
 
 
+# the evaluation metrics (evaluate.metrics) the experiment trackers get
+EVAL_SCALARS = ("accuracy", "balanced_accuracy", "top_k_accuracy", "precision", "recall", "f1", "cohen_kappa",
+                "log_loss", "expected_calibration_error", "roc_auc", "average_precision")  # fmt: skip
+
+
 # -- train ------------------------------------------------------------------------------------------
 def train(
     options: TrainOptions, *, resume: str | Path | None = None, announce: Sequence[str] = ()
@@ -63,7 +71,32 @@ def train(
     result = fit.train(options, resume=resume, announce=announce)
     if result.package is not None:  # only the process that wrote the package (rank 0 of a DDP run)
         _export_for_inference(result.package, options.output.export)
+        if result.loggers:
+            _track(result, result.package, workers=options.data.workers)
     return result
+
+
+def _track(result: RunResult, package: Path, *, workers: int) -> None:
+    """--logger: the trackers get the whole package and, where the run has a test split, its evaluation
+    (written to the run's eval/ as `actiscope evaluate RUN` writes it): the metrics, the confusion matrix."""
+    folders, images, scalars = {"model": package}, {}, {}
+    if "test_acc" in result.metrics:
+        evaluation = evaluate(package, workers=workers)
+        folders["eval"] = evaluation.out
+        images["test/confusion_matrix"] = EvalDir(evaluation.out).plot("confusion_matrix.png")
+        scalars = _scalars(evaluation.metrics)
+    log_outcome(result.loggers, scalars, images=images, folders=folders)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The evaluation's single numbers (`f1: {macro: ..}` as `eval/f1_macro`; not per class), those that
+    are undefined (None) left out."""
+    out: dict[str, float] = {}
+    for key in EVAL_SCALARS:
+        value = metrics.get(key)
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        out |= {f"eval/{key}{'_' if k else ''}{k}": v for k, v in items if isinstance(v, int | float)}
+    return out
 
 
 def _export_for_inference(package: Path, what: str) -> None:
@@ -78,9 +111,7 @@ def _export_for_inference(package: Path, what: str) -> None:
         log.warning("ONNX export failed (%s); `predict` will use PyTorch", str(exc).splitlines()[0][:200])
         return
     if result.int8:
-        q = result.int8
-        log.info("int8 model: test accuracy %.4f vs fp32 %.4f, %.1fx faster", q["int8_accuracy"],
-                 q["fp32_accuracy"], q["int8_images_per_s"] / q["fp32_images_per_s"])  # fmt: skip
+        log.info(result.int8_line())
 
 
 # -- compare ----------------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ own errors exit 2 (with the closest valid option or choice), an ActiscopeError e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 from actiscope import __version__
 from actiscope.cli import (
@@ -35,6 +37,19 @@ log = logging.getLogger("actiscope")
 VERBS = (data, models, weights, train, predict, compare, evaluate, serve, user, explain, export)
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 BROKEN_PIPE = 141  # ... and by SIGPIPE
+# Without -v, no warning from any module but ours (Lightning's PossibleUserWarnings, deprecations inside
+# torch and Lightning, ...): they are about the libraries, not about the user's run.
+THIRD_PARTY_WARNINGS = r"(?!actiscope(\.|$))"
+# ... and the third-party loggers that print tips and chatter: Lightning's rank-zero messages (the
+# "litlogger" tip, "GPU available", "`Trainer.fit` stopped"), its MLflow logger ("Experiment ... not
+# found. Creating it.") and MLflow's creation of a new store. Their errors still show.
+THIRD_PARTY_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.loggers.mlflow",
+    "mlflow.store.db.utils",
+    "alembic.runtime.migration",
+)
 
 
 def build_parser() -> ArgumentParser:
@@ -52,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr(verbose=args.verbose)
     handler: Callable[..., int] = args.handler
     try:
-        return handler(args)
+        with _third_parties(verbose=args.verbose):
+            return handler(args)
     except ActiscopeError as exc:
         print(f"actiscope: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -62,6 +78,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`actiscope models | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+
+
+@contextlib.contextmanager
+def _third_parties(*, verbose: bool) -> Iterator[None]:
+    """Other libraries' warnings and tips hidden unless -v, for this call only (the filters and levels as
+    they were afterwards: `main` may run many times in one process). A level set on a logger before its
+    library is imported stays: the library fetches the same logger object."""
+    quiet = [logging.getLogger(name) for name in THIRD_PARTY_LOGGERS]
+    levels = [logger.level for logger in quiet]
+    with warnings.catch_warnings():
+        if not verbose:
+            warnings.filterwarnings("ignore", module=THIRD_PARTY_WARNINGS)
+            for logger in quiet:
+                logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _log_to_stderr(*, verbose: bool) -> None:

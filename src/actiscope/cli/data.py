@@ -75,11 +75,15 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from actiscope.cli.progress import Progress
     from actiscope.data.formats import load_dataset
     from actiscope.data.inspect import inspect_dataset, write_report
 
     dataset = load_dataset(args.data, args.format, images=args.images)
-    report = inspect_dataset(dataset, max_distance=args.near_distance, workers=args.workers)
+    with Progress("inspect", "file") as progress:
+        report = inspect_dataset(
+            dataset, max_distance=args.near_distance, workers=args.workers, progress=progress
+        )
     print_inspect(report)
     if args.out:
         for path in write_report(report, dataset, args.out):

@@ -24,20 +24,23 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actiscope.cli.progress import Progress
     from actiscope.evaluate.report import evaluate
     from actiscope.run import EvalDir
 
-    result = evaluate(
-        args.model,
-        args.data,
-        split=args.split,
-        out=args.out,
-        tta=args.tta,
-        backend=args.backend,
-        data_format=args.format,
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
+    with Progress("evaluate", "file") as progress:
+        result = evaluate(
+            args.model,
+            args.data,
+            split=args.split,
+            out=args.out,
+            tta=args.tta,
+            backend=args.backend,
+            data_format=args.format,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=progress,
+        )
     m = result.metrics
     tta = ", flip TTA" if m["tta"] else ""
     print(f"{m['images']} images of {m['data']} ({m['backend']} backend{tta})")

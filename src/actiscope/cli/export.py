@@ -38,10 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.int8:
         q = result.int8
-        speedup = q["int8_images_per_s"] / q["fp32_images_per_s"]
         print(
-            f"int8 on {int(q['test_images'])} test inputs: "
-            f"accuracy {q['fp32_accuracy']:.4f} -> {q['int8_accuracy']:.4f}, "
-            f"{q['fp32_images_per_s']:.1f} -> {q['int8_images_per_s']:.1f} images/s ({speedup:.2f}x)"
+            f"{result.int8_line()}; {q['fp32_images_per_s']:.1f} -> {q['int8_images_per_s']:.1f} {result.inputs}/s"
         )
     return 0

@@ -8,6 +8,7 @@ it fills the rest (`TrainOptions.recipe`).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,4 +51,11 @@ def train_options(
         if why:
             lines.append(f"training from scratch: {why}")
     options, recipe = TrainOptions.recipe(str(data), scratch_recipe=bool(lines), **given)
-    return options, [*lines, *([recipe] if recipe else [])]
+    return with_tracking_uri(options, given.get("mlflow_uri")), [*lines, *([recipe] if recipe else [])]
+
+
+def with_tracking_uri(options: TrainOptions, given: str | None) -> TrainOptions:
+    """--logger mlflow: the tracking URI given, else $MLFLOW_TRACKING_URI (read here, at the edge), else
+    the one the options hold (None: the run's own store)."""
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI")
+    return options.override(mlflow_uri=uri) if uri and "mlflow" in options.output.logger else options

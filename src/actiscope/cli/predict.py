@@ -103,14 +103,13 @@ def _inputs(args: argparse.Namespace, predictor: Predictor) -> list[InputFile]:
 
 
 def _predict(args: argparse.Namespace, predictor: Predictor, files: list[InputFile]) -> list[Row]:
-    from tqdm import tqdm
-
+    from actiscope.cli.progress import Progress
     from actiscope.predict import predict_rows, timeline_rows
 
     if args.timeline:
         return timeline_rows(predictor, files, window=args.window, stride=args.stride, top_k=args.top_k)
     unit = _plural(predictor.meta.kind)[:-1]
-    with tqdm(total=len(files), unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+    with Progress("predict", unit, len(files)) as bar:
         return predict_rows(
             predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
         )

@@ -27,13 +27,17 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from actiscope.cli.options import with_tracking_uri
     from actiscope.engine.fit import resume_config, run_name
     from actiscope.run import RunDir
     from actiscope.workflows import train
 
     chosen: list[str] = []
     if args.resume:
-        options = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
+        options = resume_config(
+            args.resume, epochs=args.epochs, time_limit=args.time_limit, logger=args.logger
+        )
+        options = with_tracking_uri(options, args.mlflow_uri)
     else:
         options, chosen = train_options(args, None if args.data is None else str(args.data))
         if options.trainer.devices * options.trainer.num_nodes > 1 and not options.output.name:
@@ -45,10 +49,21 @@ def run(args: argparse.Namespace) -> int:
         print(options.to_yaml(), end="")
         return 0
     result = train(options, resume=args.resume, announce=chosen)
-    m = result.metrics
     print(f"run: {result.run_dir}")
     print(
-        f"test accuracy {m.get('test_acc', float('nan')):.4f}, macro-F1 {m.get('test_f1', float('nan')):.4f} "
-        f"(best epoch {m.get('best_epoch')} of {result.epochs}); model package: {RunDir(result.run_dir).model}"
+        f"{_outcome(result.metrics, result.epochs, result.run_dir)}; model package: {RunDir(result.run_dir).model}"
     )
     return 0
+
+
+def _outcome(m: dict[str, float], epochs: int, run: Path) -> str:
+    """The run's result in words: its test metrics, or that it had no test split to measure them on."""
+    if "test_acc" in m:
+        return f"test accuracy {m['test_acc']:.4f}, macro-F1 {m['test_f1']:.4f} (best epoch {m.get('best_epoch')} of {epochs})"
+    val = m.get("best_val_acc")
+    best = (
+        f"best validation accuracy {val:.4f} at epoch {m.get('best_epoch')} of {epochs}"
+        if val is not None
+        else "no validation split either"
+    )
+    return f"no test split, so no test accuracy: {best} (`actiscope evaluate {run} DATA` measures it on other labelled data)"

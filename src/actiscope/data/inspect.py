@@ -9,6 +9,7 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,10 +82,12 @@ def inspect_dataset(
     max_distance: int = 4,
     workers: int | None = None,
     limits: VideoLimits = DEFAULT_LIMITS,
+    progress: Callable[[int, int], object] | None = None,
 ) -> InspectReport:
-    """Scan every file of `dataset` (clips within `limits`) and collect statistics and problems."""
+    """Scan every file of `dataset` (clips within `limits`) and collect statistics and problems;
+    `progress(done, total)` is told as files are scanned."""
     samples = dataset.samples
-    scans = scan_files([s.path for s in samples], workers=workers, limits=limits)
+    scans = scan_files([s.path for s in samples], workers=workers, limits=limits, progress=progress)
     counts = dataset.class_counts()
     groups = [
         DuplicateGroup(

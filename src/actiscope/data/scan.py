@@ -11,7 +11,7 @@ import io
 import itertools
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,15 +120,32 @@ def difference_hash(image: Image.Image) -> int:
 
 
 def scan_files(
-    paths: Sequence[str | Path], workers: int | None = None, *, limits: VideoLimits = DEFAULT_LIMITS
+    paths: Sequence[str | Path],
+    workers: int | None = None,
+    *,
+    limits: VideoLimits = DEFAULT_LIMITS,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[FileScan]:
-    """scan_file over many paths, in parallel when it is worth starting processes."""
+    """scan_file over many paths, in parallel when it is worth starting processes; `progress(done, total)`
+    after each file."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(paths) < 64:
-        return [scan_file(p, limits) for p in paths]
+        return _told(map(scan_file, paths, itertools.repeat(limits)), len(paths), progress)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunksize = max(8, len(paths) // (workers * 8))
-        return list(pool.map(scan_file, paths, itertools.repeat(limits), chunksize=chunksize))
+        scans = pool.map(scan_file, paths, itertools.repeat(limits), chunksize=chunksize)
+        return _told(scans, len(paths), progress)
+
+
+def _told(
+    scans: Iterable[FileScan], total: int, progress: Callable[[int, int], object] | None
+) -> list[FileScan]:
+    done = []
+    for scan in scans:
+        done.append(scan)
+        if progress is not None:
+            progress(len(done), total)
+    return done
 
 
 def duplicate_groups(scans: Sequence[FileScan], max_distance: int = 4) -> list[list[int]]:

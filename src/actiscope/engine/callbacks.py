@@ -1,4 +1,5 @@
-"""Small callbacks for what Lightning does not already do (it has checkpointing and early stopping)."""
+"""Small callbacks for what Lightning does not already do (it has checkpointing, early stopping and a
+progress bar for terminals)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from actiscope.engine.curves import plot_curves
@@ -23,6 +25,8 @@ from actiscope.run import RunDir
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds",
                    "train_seconds", "train_images_per_s")  # fmt: skip
+# what History measures that the LightningModule does not log: it sends these to the experiment loggers
+TRACKED = ("lr", "seconds", "train_images_per_s")
 
 
 class History(L.Callback):
@@ -69,6 +73,10 @@ class History(L.Callback):
         }
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]  # type: ignore[misc]
         self.write()
+        if trainer.loggers:  # the experiment loggers get what only this callback measures
+            for key in TRACKED:
+                if row[key] is not None:
+                    pl_module.log(key, float(row[key]), rank_zero_only=True)  # type: ignore[arg-type]
 
     def write(self) -> None:
         buffer = io.StringIO()
@@ -83,6 +91,52 @@ class History(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))
+
+
+class EpochLines(L.Callback):
+    """Where no progress bar can be drawn (no terminal: nohup, CI, a container, a notebook), one plain line
+    per epoch through the logger, from History's row (so it must come after History in the callbacks):
+
+        resnet18 epoch 3/10: train loss 1.234 acc 0.456 | val loss 1.301 acc 0.432 F1 0.401 | lr 1.2e-03 |
+        41.2 s, 123 images/s | best val acc 0.432 (epoch 3)
+
+    all on one line. `name` (the architecture) tells the runs of a comparison apart."""
+
+    def __init__(self, history: History, name: str) -> None:
+        self.history, self.name = history, name
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.history.rows:
+            log.info(epoch_line(self.name, self.history.rows, trainer.max_epochs, _minutes_left(trainer)))
+
+
+def epoch_line(
+    name: str, rows: list[dict[str, float]], total: int | None, minutes_left: float | None = None
+) -> str:
+    """The line for the last of `rows` (History's rows); `minutes_left` of a --time-limit."""
+    row = rows[-1]
+
+    def show(key: str, spec: str = ".4f") -> str:
+        value = row.get(key)
+        return "-" if value is None or value != value else format(value, spec)
+
+    epochs = f"{row['epoch']}/{total}" if total and total > 0 else f"{row['epoch']}"
+    clock = f" ({minutes_left:.1f} min left)" if minutes_left is not None else ""
+    scored = [r for r in rows if r.get("val_acc") is not None]
+    best = max(scored, key=lambda r: r["val_acc"]) if scored else None
+    return (
+        f"{name} epoch {epochs}{clock}: train loss {show('train_loss')} acc {show('train_acc')} | "
+        f"val loss {show('val_loss')} acc {show('val_acc')} F1 {show('val_f1')} | lr {show('lr', '.2e')} | "
+        f"{show('seconds', '.1f')} s, {show('train_images_per_s', '.0f')} images/s | "
+        + (f"best val acc {best['val_acc']:.4f} (epoch {best['epoch']})" if best else "best val acc -")
+    )
+
+
+def _minutes_left(trainer: L.Trainer) -> float | None:
+    """What is left of --time-limit (Lightning's Timer, which `max_time` adds), or None without one."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
+    left = timer.time_remaining("train") if timer is not None else None
+    return None if left is None else max(0.0, left / 60)
 
 
 class RNGState(L.Callback):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,16 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
 from actiscope.data.exclude import read_exclusions, without
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
-from actiscope.engine.callbacks import AskToContinue, History, RNGState, SaveOnInterrupt
+from actiscope.engine.callbacks import AskToContinue, EpochLines, History, RNGState, SaveOnInterrupt
 from actiscope.engine.module import ActionClassifier, NonFiniteLossError
+from actiscope.engine.tracking import experiment_loggers
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
 from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
@@ -54,6 +57,7 @@ class RunResult:
     metrics: dict[str, float]
     epochs: int
     package: Path | None = None  # the package this process wrote; None on the other ranks of a DDP run
+    loggers: list[Logger] = field(default_factory=list)  # --logger's, for what comes after training
 
 
 def run_name(options: TrainOptions) -> str:
@@ -191,18 +195,26 @@ def _fit(
     else:
         fallback = {}
     best = checkpoint.best_model_path or str(last)
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    metrics = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
+    results = (  # no test split (--test 0): nothing to test, rather than metrics of no images
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        if manifest.samples("test")
+        else []
+    )
+    metrics: dict[str, Any] = {k: round(float(v), 4) for k, v in (results[0] if results else {}).items()}
     scored = [r for r in history.rows if r.get("val_acc") is not None]
-    best_epoch = max(scored, key=lambda r: r["val_acc"])["epoch"] if scored else None
-    metrics |= {"best_epoch": best_epoch, "epochs_trained": trainer.current_epoch}
+    top = max(scored, key=lambda r: r["val_acc"]) if scored else {}
+    metrics |= {
+        "best_epoch": top.get("epoch"),
+        "best_val_acc": round(top["val_acc"], 4) if top else None,
+        "epochs_trained": trainer.current_epoch,
+    }
     metrics |= {"precision": used, **fallback}
     package = None
     if trainer.is_global_zero:
         save_package(module.model, run.model, class_names=manifest.classes, metrics=metrics,
                      weights=module.weights_provenance)  # fmt: skip
         package = run.model
-    return RunResult(run.path, metrics, trainer.current_epoch, package)
+    return RunResult(run.path, metrics, trainer.current_epoch, package, trainer.loggers)
 
 
 def _less_time(options: TrainOptions, module: ActionClassifier, spent_s: float) -> TrainOptions:
@@ -376,7 +388,9 @@ def _trainer(
     # Lightning's save_last only writes when a new best is saved; resuming needs every epoch's state.
     latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, enable_version_counter=False)
     history = History(run)
-    callbacks: list[L.Callback] = [checkpoint, latest, history, RNGState(), SaveOnInterrupt(last)]
+    bar = sys.stderr.isatty()  # Lightning's bar on a terminal; elsewhere (a log file) a line per epoch
+    lines = [] if bar else [EpochLines(history, options.model.architecture)]
+    callbacks: list[L.Callback] = [checkpoint, latest, history, *lines, RNGState(), SaveOnInterrupt(last)]
     if options.trainer.early_stopping:
         callbacks.append(
             EarlyStopping(monitor="val_acc", mode="max", patience=options.trainer.early_stopping)
@@ -393,8 +407,9 @@ def _trainer(
         strategy="ddp" if distributed else "auto",
         precision=precision,  # type: ignore[arg-type]
         callbacks=callbacks,
-        logger=False,
+        logger=experiment_loggers(options, run) or False,
         default_root_dir=run.path,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=10,

@@ -55,7 +55,10 @@ def evaluate(
     data_format: str | None = None,
     batch_size: int = 32,
     workers: int = 2,
+    progress: Callable[[int, int], object] | None = None,
 ) -> Evaluation:
+    """Evaluate the package `model` on `split` of its run (or of `data`) into `out`; `progress(done, total)`
+    is told after each file."""
     directory = package_dir(model)
     meta = read_meta(directory)
     samples, source = evaluation_samples(directory, data, split, data_format)
@@ -78,6 +81,8 @@ def evaluate(
             unreadable.append({"path": str(paths[i]), "error": str(error)})
         else:
             rows[i] = probs
+        if progress is not None:
+            progress(len(rows) + len(unreadable), len(paths))
     if not rows:
         raise EvaluationError(
             f"{source}: none of the {len(paths)} images could be read (first: {unreadable[0]['path']})"
