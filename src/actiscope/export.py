@@ -152,7 +152,7 @@ def quantize_int8(
     if not test:
         raise ExportError(f"{split}: no test or val images to check the int8 model's accuracy on")
     index = {name: i for i, name in enumerate(manifest.classes)}
-    y = np.array([index[s.label] for s in test])  # type: ignore[index]
+    y = np.array([index[str(s.label)] for s in test])  # test samples are labelled
     sessions = {"fp32": OnnxBackend(onnx_path), "int8": OnnxBackend(target)}
     predicted: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
     seconds = {"fp32": 0.0, "int8": 0.0}

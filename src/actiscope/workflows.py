@@ -157,7 +157,7 @@ def compare(
     rows = done + [r for r in rows if r.status != "done"]
     best = done[0] if done else None
     if best is not None:
-        _keep_best(RunDir(best.run).model, comparison.best)
+        _keep_best(RunDir(Path(best.run)).model, comparison.best)
     blend = ensemble_row(done[:ensemble]) if ensemble and len(done) >= 2 else None
     shown = [*done, *([blend] if blend else [])]
     if shown:

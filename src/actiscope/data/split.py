@@ -188,8 +188,8 @@ def _allocate(
     """Per class, deal shuffled units into the split whose quota is furthest from full."""
     by_class: dict[str, list[tuple[int, ...]]] = defaultdict(list)
     for unit in units:
-        label = Counter(samples[i].label for i in unit).most_common(1)[0][0]
-        by_class[label].append(unit)  # type: ignore[index]
+        label = Counter(str(samples[i].label) for i in unit).most_common(1)[0][0]
+        by_class[label].append(unit)  # units hold labelled samples only
     result: dict[tuple[int, ...], str] = {}
     for label in sorted(by_class):
         members = by_class[label]

@@ -35,7 +35,7 @@ class History(L.Callback):
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
         self._epoch_start = self._train_end = 0.0
         self._images = 0
 
@@ -59,7 +59,7 @@ class History(L.Callback):
         now = time.perf_counter()
         train_seconds = (self._train_end or now) - self._epoch_start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        row = {
+        row: dict[str, Any] = {
             "epoch": trainer.current_epoch + 1,
             "train_loss": metrics.get("train_loss_epoch", metrics.get("train_loss")),
             "train_acc": metrics.get("train_acc"),
@@ -71,12 +71,12 @@ class History(L.Callback):
             "train_seconds": round(train_seconds, 2),
             "train_images_per_s": round(self._images * trainer.world_size / max(train_seconds, 1e-9), 1),
         }
-        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]  # type: ignore[misc]
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         self.write()
         if trainer.loggers:  # the experiment loggers get what only this callback measures
             for key in TRACKED:
                 if row[key] is not None:
-                    pl_module.log(key, float(row[key]), rank_zero_only=True)  # type: ignore[arg-type]
+                    pl_module.log(key, float(row[key]), rank_zero_only=True)
 
     def write(self) -> None:
         buffer = io.StringIO()
@@ -134,7 +134,7 @@ def epoch_line(
 
 def _minutes_left(trainer: L.Trainer) -> float | None:
     """What is left of --time-limit (Lightning's Timer, which `max_time` adds), or None without one."""
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]  # Trainer.callbacks is a property the stubs miss
     left = timer.time_remaining("train") if timer is not None else None
     return None if left is None else max(0.0, left / 60)
 
@@ -144,6 +144,7 @@ class RNGState(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
+        assert isinstance(np_state, tuple)  # the legacy form, the default
         return {
             "python": random.getstate(),
             "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],

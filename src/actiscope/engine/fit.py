@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def train(
             "a run on several devices needs --name: each process finds the run by it (the CLI sets one)"
         )
     # A DDP rank > 0 (the rank Lightning read from its launcher): rank 0 already prepared the run.
-    worker = distributed and rank_zero_only.rank != 0
+    worker = distributed and getattr(rank_zero_only, "rank", 0) != 0  # set by Lightning, undeclared
     if options.optim.mode == "linear" and (options.optim.mixup or options.optim.cutmix):
         raise ConfigError("--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
                           "drop them, or use --mode finetune")  # fmt: skip
@@ -400,12 +400,12 @@ def _trainer(
     distributed = options.trainer.devices * options.trainer.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=options.optim.epochs,
-        max_time={"minutes": options.trainer.time_limit} if options.trainer.time_limit else None,
+        max_time=timedelta(minutes=options.trainer.time_limit) if options.trainer.time_limit else None,
         accelerator=options.trainer.accelerator,
         devices=options.trainer.devices,
         num_nodes=options.trainer.num_nodes,
         strategy="ddp" if distributed else "auto",
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]  # a str of _PRECISION_INPUT, checked by hardware.choose_precision
         callbacks=callbacks,
         logger=experiment_loggers(options, run) or False,
         default_root_dir=run.path,

@@ -10,6 +10,7 @@ import logging
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ def _latency_ms(predictor: Any, pixels: np.ndarray, repeats: int = 20) -> float:
 
 def ensemble_row(members: list[Row]) -> Row | None:
     """Average the test probabilities of `members` (the same test images, by file)."""
-    tables = [read_predictions(RunDir(r.run).eval.predictions) for r in members]
+    tables = [read_predictions(RunDir(Path(r.run)).eval.predictions) for r in members]
     names = tables[0][3]
     common = set(tables[0][0]).intersection(*(t[0] for t in tables[1:]))
     if any(t[3] != names for t in tables) or not common:

@@ -88,7 +88,7 @@ def evaluate(
             f"{source}: none of the {len(paths)} images could be read (first: {unreadable[0]['path']})"
         )
     kept = sorted(rows)
-    y_true = np.array([index[samples[i].label] for i in kept])  # type: ignore[index]
+    y_true = np.array([index[str(samples[i].label)] for i in kept])  # evaluation samples are labelled
     probs = np.stack([rows[i] for i in kept])
     files = [paths[i] for i in kept]
 
