@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if result.best is None:
         print("actiscope: error: no trial finished; see the state column above", file=sys.stderr)
         return 1
-    print(f"best: trial {result.best.number}, validation accuracy {result.best.value:.4f} ({result.trials} trials, "
+    count = f"{result.trials} trial{'s' if result.trials != 1 else ''}"
+    print(f"best: trial {result.best.number}, validation accuracy {result.best.value:.4f} ({count}, "
           f"{result.pruned} pruned, {result.ran} run now)")  # fmt: skip
     if result.test is not None:
         print(f"test split (seen once, by the best trial, after the search): accuracy {result.test['accuracy']:.4f}, "
