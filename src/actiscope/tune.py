@@ -14,11 +14,10 @@ import logging
 import math
 import shutil
 import time
-import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -29,14 +28,11 @@ from actiscope.engine.fit import TrainingInterrupted
 from actiscope.engine.module import NonFiniteLossError
 from actiscope.errors import ActiscopeError
 from actiscope.evaluate.report import evaluate
-from actiscope.files import atomic_output, atomic_write_text
+from actiscope.evaluate.trials import cell, plot_search, write_leaderboard
+from actiscope.files import atomic_write_text
 from actiscope.models.registry import get_entry
 from actiscope.options import AUGMENTS, OutputOptions, TrainOptions
 from actiscope.run import TuneDir
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +84,7 @@ def tune(
     all (a rerun counts the earlier ones) or until `time_limit` minutes have passed. `fixed`: the flat keys of
     options the user gave, which the search leaves as they are. The pruner waits for `prune_startup` finished
     trials and `prune_warmup` epochs of each trial."""
-    if trials is None and time_limit is None:
-        raise TuneError("give --trials, --time-limit or both: the search needs an end")
-    if trials is not None and trials < 1:
-        raise TuneError(f"--trials {trials}: give one or more")
-    if time_limit is not None and time_limit <= 0:
-        raise TuneError(f"--time-limit must be positive minutes, got {time_limit}")
-    if base.trainer.devices * base.trainer.num_nodes > 1:
-        raise TuneError("a search trains its trials in this process, one after the other: use --devices 1")
+    _check_budget(base, trials, time_limit)
     kind = get_entry(base.model.architecture).kind  # an unknown name fails here, before any training
     directory = TuneDir(out)
     try:
@@ -122,7 +111,7 @@ def tune(
                 study, base.override(split=str(directory.search_split)), directory, fixed, kind, minutes
             )
         finally:  # an interrupted trial is on the leaderboard too
-            write_leaderboard(directory, study)
+            write_leaderboard(directory, study, SEARCHED)
         ran += 1
     test = _finish(study, directory, base.override(split=str(split.resolve())))
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -130,6 +119,17 @@ def tune(
         out, _counted(study), ran, len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
         study.best_trial if done else None, test,
     )  # fmt: skip
+
+
+def _check_budget(base: TrainOptions, trials: int | None, time_limit: float | None) -> None:
+    if trials is None and time_limit is None:
+        raise TuneError("give --trials, --time-limit or both: the search needs an end")
+    if trials is not None and trials < 1:
+        raise TuneError(f"--trials {trials}: give one or more")
+    if time_limit is not None and time_limit <= 0:
+        raise TuneError(f"--time-limit must be positive minutes, got {time_limit}")
+    if base.trainer.devices * base.trainer.num_nodes > 1:
+        raise TuneError("a search trains its trials in this process, one after the other: use --devices 1")
 
 
 def open_study(
@@ -329,20 +329,14 @@ def _best_val_acc(history: Path) -> float | None:
 
 
 def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k.replace('_', '-')} {_cell(v)}" for k, v in params.items())
+    return ", ".join(f"{k.replace('_', '-')} {cell(v)}" for k, v in params.items())
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-# -- the end of a search: best.yaml, best/, its one test evaluation, plots, leaderboard ---------------------
+# -- the end of a search: best.yaml, best/ and its one test evaluation, plots, leaderboard -------------------
 def _finish(study: optuna.Study, directory: TuneDir, base: TrainOptions) -> dict[str, float] | None:
     """`base`: the search's options on the shared split (with its test images)."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        write_leaderboard(directory, study)
+        write_leaderboard(directory, study, SEARCHED)
         return None
     best = study.best_trial
     trial_options = TrainOptions.from_yaml(directory.trial(best.number).config)
@@ -350,8 +344,8 @@ def _finish(study: optuna.Study, directory: TuneDir, base: TrainOptions) -> dict
     options = replace(trial_options.override(split=base.data.split), output=OutputOptions())
     atomic_write_text(directory.best_config, options.to_yaml())
     test = _keep_best(directory, best, options)
-    _plot(study, directory)
-    write_leaderboard(directory, study, test)
+    plot_search(study, directory)
+    write_leaderboard(directory, study, SEARCHED, test)
     return test
 
 
@@ -384,119 +378,3 @@ def _keep_best(directory: TuneDir, best: FrozenTrial, options: TrainOptions) -> 
                  test["macro_f1"])  # fmt: skip
     atomic_write_text(marker, json.dumps({"trial": best.number, "val_acc": best.value, "test": test}))
     return test
-
-
-def _plot(study: optuna.Study, directory: TuneDir) -> None:
-    """history.png (every trial's validation accuracy and the best so far) and, once two trials are done,
-    importance.png (how much each searched option mattered: Optuna's PED-ANOVA)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as optuna_plots
-
-    plots: list[tuple[Callable[..., Axes], Path]] = [
-        (optuna_plots.plot_optimization_history, directory.history_plot)
-    ]
-    if _importances_known(study):
-        plots.append((optuna_plots.plot_param_importances, directory.importance_plot))
-    else:
-        directory.importance_plot.unlink(missing_ok=True)
-    # Optuna's matplotlib plots are marked experimental, and set a style sheet: both kept to this function.
-    with warnings.catch_warnings(), matplotlib.rc_context():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for draw, path in plots:
-            figure = cast("Figure", draw(study, target_name="validation accuracy").figure)  # a whole figure
-            figure.tight_layout()
-            with atomic_output(path) as tmp:
-                figure.savefig(tmp, dpi=100, format="png")
-            plt.close(figure)
-
-
-def _importances_known(study: optuna.Study) -> bool:
-    """Whether Optuna can tell the options' importance apart: it warns (and gives them all the same) while
-    too few trials are done to compare the best of them with the rest."""
-    if not any(t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
-        return False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        optuna.importance.get_param_importances(study)
-    return not caught
-
-
-COLUMNS = ("rank", "trial", "state", "val_acc", "epochs", "minutes")
-
-
-def _score(trial: FrozenTrial) -> float | None:
-    if trial.state == TrialState.COMPLETE:
-        return trial.value
-    return max(trial.intermediate_values.values(), default=None)
-
-
-def _state(trial: FrozenTrial) -> str:
-    if trial.state == TrialState.COMPLETE:
-        return "done"
-    if trial.state == TrialState.PRUNED:
-        return f"pruned after epoch {len(trial.intermediate_values)}"
-    if trial.state == TrialState.FAIL:
-        return f"failed: {trial.user_attrs['error']}" if "error" in trial.user_attrs else "interrupted"
-    return trial.state.name.lower()
-
-
-def leaderboard_rows(directory: TuneDir, study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial: the done ones by validation accuracy, then the pruned ones, then the rest."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-    searched = [k for k in SEARCHED if any(k in t.params for t in trials)]
-    group = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1}
-    trials.sort(key=lambda t: (group.get(t.state, 2), -(_score(t) or 0), t.number))
-    rows = []
-    for rank, t in enumerate(trials, start=1):
-        score = _score(t)
-        row: dict[str, Any] = {
-            "rank": rank if t.state == TrialState.COMPLETE else "", "trial": t.number, "state": _state(t),
-            "val_acc": "" if score is None else round(score, 4), "epochs": len(t.intermediate_values),
-            "minutes": round(t.duration.total_seconds() / 60, 2) if t.duration else "",
-        }  # fmt: skip
-        row |= {k: _cell(t.params.get(k)) for k in searched}
-        rows.append(row | {"run": str(directory.trial(t.number).path)})
-    return rows
-
-
-def write_leaderboard(directory: TuneDir, study: optuna.Study, test: dict[str, float] | None = None) -> None:
-    """leaderboard.csv and leaderboard.md, rewritten atomically after every trial."""
-    rows = leaderboard_rows(directory, study)
-    columns = list(rows[0]) if rows else [*COLUMNS, "run"]
-    with atomic_output(directory.leaderboard) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    shown = [c for c in columns if c != "run"]
-    headers = [
-        "#",
-        "trial",
-        "state",
-        "val accuracy",
-        "epochs",
-        "minutes",
-        *(c.replace("_", "-") for c in shown[6:]),
-    ]
-    lines = ["# Hyperparameter search (ranked by validation accuracy)", "",
-             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]  # fmt: skip
-    lines += ["| " + " | ".join(str(r[c]) if r[c] != "" else "-" for c in shown) + " |" for r in rows]
-    lines += ["", "Every trial trained on the train images of the search's split and was scored on its validation "
-              "images (its best epoch); no trial saw the test images. A pruned trial was stopped when its "
-              "validation accuracy fell below the median of the earlier trials' at the same epoch."]  # fmt: skip
-    if directory.best_config.is_file():
-        lines += ["", f"Best: rank 1. Its options: `{directory.best_config.name}` (`actiscope train --config "
-                  f"{directory.best_config.name}` trains it again); its run and package: `{directory.best.name}/`."]  # fmt: skip
-    if test is not None:
-        lines += ["", f"**Test split, measured once after the search, for the best trial only:** accuracy "
-                  f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} "
-                  f"(`{directory.best.eval.report.relative_to(directory.path)}`)."]  # fmt: skip
-    for plot, caption in (
-        (directory.history_plot, "optimisation history"),
-        (directory.importance_plot, "parameter importance"),
-    ):
-        if plot.is_file():
-            lines += ["", f"![{caption}]({plot.name})"]
-    atomic_write_text(directory.leaderboard_md, "\n".join(lines) + "\n")
