@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,16 @@ def test_an_interrupted_search_resumes_with_only_the_trials_left(
 
     code = main([*argv, "--trials", "4", "--lr", "0.01"])  # other options: not the same search
     assert code == 2 and "holds a search with other options" in capsys.readouterr().err
+
+
+def test_each_trial_gets_at_most_what_is_left_of_the_search_and_none_starts_with_too_little() -> None:
+    from actiscope.tune import _trial_minutes
+
+    now = time.monotonic()
+    assert _trial_minutes(2.0, None, now) == 2.0 and _trial_minutes(None, None, now) is None
+    assert _trial_minutes(2.0, 10.0, now) == 2.0
+    assert _trial_minutes(2.0, 10.0, now - 8.5 * 60) == pytest.approx(
+        1.5, abs=0.01
+    )  # the last one is cut short
+    assert _trial_minutes(2.0, 10.0, now - 9.5 * 60) == 0  # half a trial's budget is not left: stop
+    assert _trial_minutes(None, 10.0, now - 5 * 60) == pytest.approx(5.0, abs=0.01)  # epochs decide, within 5

@@ -208,11 +208,12 @@ def _shared_split(base: TrainOptions, directory: TuneDir) -> Path:
     """One split for every trial: the given one, or the search's own (made once, reused on a rerun). The
     trials get it without its test images (search_split): those are for the best trial, once, at the end."""
     split = Path(base.data.split) if base.data.split else directory.split
-    if not split.is_file():
-        fit.split_manifest(base).save(split)
-    manifest = SplitManifest.load(split)
+    manifest = SplitManifest.load(split) if split.is_file() else fit.split_manifest(base)
     if not any(e.split == "val" for e in manifest.entries):
-        raise TuneError(f"{split}: no validation images to score the trials on; give --val above 0")
+        where = base.data.split or f"--val {base.data.val}"
+        raise TuneError(f"{where}: no validation images to score the trials on; give --val above 0")
+    if not split.is_file():
+        manifest.save(split)
     replace(manifest, entries=[e for e in manifest.entries if e.split != "test"]).save(directory.search_split)
     return split
 

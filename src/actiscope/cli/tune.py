@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         description="Train trials that vary the learning rate, weight decay, label smoothing, MixUp/CutMix, "
         "augmentation and image size (with --weights also the backbone learning-rate multiplier and head "
         "epochs) around the recipe, on one split, scored on its validation images. Options given on the "
-        "command line are not searched. A rerun with the same options continues the search.",
+        "command line are not searched (a --config file gives starting values). A rerun with the same options "
+        "continues the search.",
     )
     tune.add_argument(
         "data", type=Path, nargs="?", metavar="DATA", help="dataset folder or CSV file (or from --config)"
