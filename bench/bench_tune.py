@@ -56,14 +56,24 @@ def main() -> None:
     split = args.split or args.out / "split.json"
     if args.split is None:
         subprocess.run([ACTISCOPE, "data", "split", str(args.data), "--out", str(split)], env=env, check=True)
-    common = [str(args.data), "--split", str(split), "--model", args.model, "--weights", "imagenet",
-              *args.extra.split()]  # fmt: skip
+    common = [
+        str(args.data),
+        "--split",
+        str(split),
+        "--model",
+        args.model,
+        "--weights",
+        "imagenet",
+        *args.extra.split(),
+    ]
     results = [search(common, args, env), recipe(common, args, env)]
     print("\n| side | budget | test acc | macro-F1 | best val acc | trials (pruned) | wall min |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['side']} | {args.minutes:g} min | {r['test_acc']:.4f} | {r['test_f1']:.4f} | {r['val_acc']:.4f} | "
-              f"{r['trials']} | {r['wall_minutes']:.1f} |")  # fmt: skip
+        print(
+            f"| {r['side']} | {args.minutes:g} min | {r['test_acc']:.4f} | {r['test_f1']:.4f} | {r['val_acc']:.4f} | "
+            f"{r['trials']} | {r['wall_minutes']:.1f} |"
+        )
 
 
 def _run(command: list[str], log: Path, env: dict[str, str]) -> float:
@@ -75,27 +85,50 @@ def _run(command: list[str], log: Path, env: dict[str, str]) -> float:
 
 def search(common: list[str], args: argparse.Namespace, env: dict[str, str]) -> dict:
     out = args.out / "tune"
-    command = [ACTISCOPE, "tune", *common, "--out", str(out), "--time-limit", f"{args.minutes:g}",
-               "--per-trial", f"{args.per_trial:g}"]  # fmt: skip
+    command = [
+        ACTISCOPE,
+        "tune",
+        *common,
+        "--out",
+        str(out),
+        "--time-limit",
+        f"{args.minutes:g}",
+        "--per-trial",
+        f"{args.per_trial:g}",
+    ]
     wall = _run(command, args.out / "tune.log", env)
     metrics = json.loads((out / "best" / "eval" / "metrics.json").read_text())
     with (out / "leaderboard.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     best = json.loads((out / "best" / "trial.json").read_text())
     result = {
-        "side": f"tune ({args.per_trial:g} min per trial)", "test_acc": metrics["accuracy"],
-        "test_f1": metrics["f1"]["macro"], "val_acc": best["val_acc"],
+        "side": f"tune ({args.per_trial:g} min per trial)",
+        "test_acc": metrics["accuracy"],
+        "test_f1": metrics["f1"]["macro"],
+        "val_acc": best["val_acc"],
         "trials": f"{len(rows)} ({sum(r['state'].startswith('pruned') for r in rows)})",
-        "wall_minutes": round(wall, 2), "best": rows[0],
-    }  # fmt: skip
+        "wall_minutes": round(wall, 2),
+        "best": rows[0],
+    }
     print(json.dumps(result), flush=True)
     return result
 
 
 def recipe(common: list[str], args: argparse.Namespace, env: dict[str, str]) -> dict:
     runs = args.out / "runs"
-    command = [ACTISCOPE, "train", *common, "--time-limit", f"{args.minutes:g}", "--export", "none",
-               "--out", str(runs), "--name", "recipe"]  # fmt: skip
+    command = [
+        ACTISCOPE,
+        "train",
+        *common,
+        "--time-limit",
+        f"{args.minutes:g}",
+        "--export",
+        "none",
+        "--out",
+        str(runs),
+        "--name",
+        "recipe",
+    ]
     wall = _run(command, args.out / "recipe.log", env)
     wall += _run(
         [ACTISCOPE, "evaluate", str(runs / "recipe"), "--backend", "torch"], args.out / "eval.log", env
@@ -104,9 +137,13 @@ def recipe(common: list[str], args: argparse.Namespace, env: dict[str, str]) -> 
     with (runs / "recipe" / "history.csv").open(newline="") as fh:
         val = max(float(r["val_acc"]) for r in csv.DictReader(fh) if r["val_acc"])
     result = {
-        "side": "default recipe", "test_acc": metrics["accuracy"], "test_f1": metrics["f1"]["macro"],
-        "val_acc": val, "trials": "1 (0)", "wall_minutes": round(wall, 2),
-    }  # fmt: skip
+        "side": "default recipe",
+        "test_acc": metrics["accuracy"],
+        "test_f1": metrics["f1"]["macro"],
+        "val_acc": val,
+        "trials": "1 (0)",
+        "wall_minutes": round(wall, 2),
+    }
     print(json.dumps(result), flush=True)
     return result
 

@@ -131,8 +131,8 @@ def test_an_interrupted_search_resumes_with_only_the_trials_left(
     data = write_colour_classes(tmp_path / "data", per_class=10)
     out = tmp_path / "tune"
     # --test 0: no test images, so the search ends without the best trial's test evaluation (saves time)
-    argv = ["tune", str(data), "--out", str(out), "--test", "0", "--epochs", "1", "--image-size", "32",
-            "--batch-size", "8", "--workers", "0", "--no-cache", "--precision", "32"]  # fmt: skip
+    tiny = "--test 0 --epochs 1 --image-size 32 --batch-size 8 --workers 0 --no-cache --precision 32"
+    argv = ["tune", str(data), "--out", str(out), *tiny.split()]
     real_train, trained = fit.train, []
 
     def train(options: TrainOptions, **kw: Any) -> RunResult:

@@ -37,8 +37,16 @@ from actiscope.run import TuneDir
 log = logging.getLogger(__name__)
 
 # What a search varies (flat option keys, plus `blend` for MixUp or CutMix), in the leaderboard's order.
-SEARCHED = ("lr", "weight_decay", "label_smoothing", "blend", "augment", "image_size", "backbone_lr_mult",
-            "head_epochs")  # fmt: skip
+SEARCHED = (
+    "lr",
+    "weight_decay",
+    "label_smoothing",
+    "blend",
+    "augment",
+    "image_size",
+    "backbone_lr_mult",
+    "head_epochs",
+)
 # One categorical choice rather than two alphas that are mostly zero: TPE models it better, and the alphas
 # are the usual ones (MixUp's paper and timm use 0.2 to 0.8 and 1.0).
 BLENDS: dict[str, dict[str, float]] = {
@@ -115,10 +123,8 @@ def tune(
         ran += 1
     test = _finish(study, directory, base.override(split=str(split.resolve())))
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return Search(
-        out, _counted(study), ran, len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
-        study.best_trial if done else None, test,
-    )  # fmt: skip
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    return Search(out, _counted(study), ran, len(pruned), study.best_trial if done else None, test)
 
 
 def _check_budget(base: TrainOptions, trials: int | None, time_limit: float | None) -> None:
@@ -141,11 +147,18 @@ def open_study(
     directory.path.mkdir(parents=True, exist_ok=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=prune_startup, n_warmup_steps=prune_warmup)
     try:
-        study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{directory.study.resolve()}",
-                                    direction="maximize", pruner=pruner, load_if_exists=True)  # fmt: skip
+        study = optuna.create_study(
+            study_name=STUDY,
+            storage=f"sqlite:///{directory.study.resolve()}",
+            direction="maximize",
+            pruner=pruner,
+            load_if_exists=True,
+        )
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise TuneError(f"{directory.study}: not a study this version can open ({str(exc).splitlines()[0]}); "
-                        "choose another --out") from None  # fmt: skip
+        raise TuneError(
+            f"{directory.study}: not a study this version can open ({str(exc).splitlines()[0]}); "
+            "choose another --out"
+        ) from None
     # Seeded by the trials so far: a continued search does not draw its first trials' values again.
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), n_startup_trials=5)
     return study
@@ -233,8 +246,10 @@ def _check_same_search(
     if earlier["fixed"] != given:
         changed.append("which options are given")
     if changed:
-        raise TuneError(f"{directory.path} holds a search with other options ({', '.join(changed)}); rerun it "
-                        "with the same options, or choose another --out")  # fmt: skip
+        raise TuneError(
+            f"{directory.path} holds a search with other options ({', '.join(changed)}); rerun it "
+            "with the same options, or choose another --out"
+        )
 
 
 def _fail_stale(study: optuna.Study) -> None:
@@ -269,10 +284,14 @@ def _trial_minutes(per_trial: float | None, total: float | None, started: float)
 
 
 def _run_trial(
-    study: optuna.Study, base: TrainOptions, directory: TuneDir, fixed: Collection[str], kind: str,
+    study: optuna.Study,
+    base: TrainOptions,
+    directory: TuneDir,
+    fixed: Collection[str],
+    kind: str,
     minutes: float | None,
-) -> None:  # fmt: skip
-    from optuna_integration import PyTorchLightningPruningCallback  # type: ignore[import-untyped]  # no type hints shipped
+) -> None:
+    from optuna_integration import PyTorchLightningPruningCallback
 
     trial = study.ask()
     changes = suggest(trial, base, fixed, kind)
@@ -289,17 +308,21 @@ def _run_trial(
         fit.train(options, callbacks=[PyTorchLightningPruningCallback(trial, monitor="val_acc")])
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
-        log.info("trial %d: pruned after epoch %d, behind the median of the earlier trials", trial.number,
-                 len(study.trials[trial.number].intermediate_values))  # fmt: skip
+        log.info(
+            "trial %d: pruned after epoch %d, behind the median of the earlier trials",
+            trial.number,
+            len(study.trials[trial.number].intermediate_values),
+        )
         return
     except (TrainingInterrupted, KeyboardInterrupt):
         study.tell(trial, state=TrialState.FAIL)
-        raise TuneInterrupted(f"interrupted in trial {trial.number}; the finished trials are in {directory.study}: "
-                              "run the same command again to continue the search") from None  # fmt: skip
+        raise TuneInterrupted(
+            f"interrupted in trial {trial.number}; the finished trials are in {directory.study}: "
+            "run the same command again to continue the search"
+        ) from None
     except TRIAL_FAILURES as exc:
-        _fail(
-            study, trial, str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        )
+        message = str(exc).strip()
+        _fail(study, trial, message.splitlines()[0][:300] if message else type(exc).__name__)
         return
     finally:
         shutil.rmtree(run.checkpoints, ignore_errors=True)  # a trial is never resumed; its package stays
@@ -309,8 +332,13 @@ def _run_trial(
         return
     study.tell(trial, score)
     best = study.best_trial
-    log.info("trial %d: validation accuracy %.4f (best so far: %.4f, trial %d)", trial.number, score,
-             best.value, best.number)  # fmt: skip
+    log.info(
+        "trial %d: validation accuracy %.4f (best so far: %.4f, trial %d)",
+        trial.number,
+        score,
+        best.value,
+        best.number,
+    )
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
@@ -374,8 +402,13 @@ def _keep_best(directory: TuneDir, best: FrozenTrial, options: TrainOptions) -> 
     if any(e.split == "test" for e in SplitManifest.load(target.split).entries):
         metrics = evaluate(target.path, workers=options.data.workers).metrics
         test = {"accuracy": metrics["accuracy"], "macro_f1": metrics["f1"]["macro"]}
-        log.info("best: trial %d, validation accuracy %.4f; on the test images (measured once, after the "
-                 "search): accuracy %.4f, macro-F1 %.4f", best.number, best.value, test["accuracy"],
-                 test["macro_f1"])  # fmt: skip
+        log.info(
+            "best: trial %d, validation accuracy %.4f; on the test images (measured once, after the "
+            "search): accuracy %.4f, macro-F1 %.4f",
+            best.number,
+            best.value,
+            test["accuracy"],
+            test["macro_f1"],
+        )
     atomic_write_text(marker, json.dumps({"trial": best.number, "val_acc": best.value, "test": test}))
     return test

@@ -76,10 +76,14 @@ def run(args: argparse.Namespace) -> int:
         print("actiscope: error: no trial finished; see the state column above", file=sys.stderr)
         return 1
     count = f"{result.trials} trial{'s' if result.trials != 1 else ''}"
-    print(f"best: trial {result.best.number}, validation accuracy {result.best.value:.4f} ({count}, "
-          f"{result.pruned} pruned, {result.ran} run now)")  # fmt: skip
+    print(
+        f"best: trial {result.best.number}, validation accuracy {result.best.value:.4f} ({count}, "
+        f"{result.pruned} pruned, {result.ran} run now)"
+    )
     if result.test is not None:
-        print(f"test split (seen once, by the best trial, after the search): accuracy {result.test['accuracy']:.4f}, "
-              f"macro-F1 {result.test['macro_f1']:.4f}")  # fmt: skip
+        print(
+            f"test split (seen once, by the best trial, after the search): accuracy {result.test['accuracy']:.4f}, "
+            f"macro-F1 {result.test['macro_f1']:.4f}"
+        )
     print(f"train it again: actiscope train --config {out.best_config}; its package: {out.best.model}")
     return 0

@@ -97,10 +97,13 @@ def leaderboard_rows(directory: TuneDir, study: optuna.Study, order: Sequence[st
     for rank, t in enumerate(trials, start=1):
         score = _score(t)
         row: dict[str, Any] = {
-            "rank": rank if t.state == TrialState.COMPLETE else "", "trial": t.number, "state": _state(t),
-            "val_acc": "" if score is None else round(score, 4), "epochs": len(t.intermediate_values),
+            "rank": rank if t.state == TrialState.COMPLETE else "",
+            "trial": t.number,
+            "state": _state(t),
+            "val_acc": "" if score is None else round(score, 4),
+            "epochs": len(t.intermediate_values),
             "minutes": round(t.duration.total_seconds() / 60, 2) if t.duration else "",
-        }  # fmt: skip
+        }
         row |= {k: cell(t.params.get(k)) for k in searched}
         rows.append(row | {"run": str(directory.trial(t.number).path)})
     return rows
@@ -127,19 +130,32 @@ def write_leaderboard(
         "minutes",
         *(c.replace("_", "-") for c in shown[6:]),
     ]
-    lines = ["# Hyperparameter search (ranked by validation accuracy)", "",
-             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]  # fmt: skip
+    lines = [
+        "# Hyperparameter search (ranked by validation accuracy)",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + " --- |" * len(headers),
+    ]
     lines += ["| " + " | ".join(str(r[c]) if r[c] != "" else "-" for c in shown) + " |" for r in rows]
-    lines += ["", "Every trial trained on the train images of the search's split and was scored on its validation "
-              "images (its best epoch); no trial saw the test images. A pruned trial was stopped when its "
-              "validation accuracy fell below the median of the earlier trials' at the same epoch."]  # fmt: skip
+    lines += [
+        "",
+        "Every trial trained on the train images of the search's split and was scored on its validation "
+        "images (its best epoch); no trial saw the test images. A pruned trial was stopped when its "
+        "validation accuracy fell below the median of the earlier trials' at the same epoch.",
+    ]
     if directory.best_config.is_file():
-        lines += ["", f"Best: rank 1. Its options: `{directory.best_config.name}` (`actiscope train --config "
-                  f"{directory.best_config.name}` trains it again); its run and package: `{directory.best.name}/`."]  # fmt: skip
+        lines += [
+            "",
+            f"Best: rank 1. Its options: `{directory.best_config.name}` (`actiscope train --config "
+            f"{directory.best_config.name}` trains it again); its run and package: `{directory.best.name}/`.",
+        ]
     if test is not None:
-        lines += ["", f"**Test split, measured once after the search, for the best trial only:** accuracy "
-                  f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} "
-                  f"(`{directory.best.eval.report.relative_to(directory.path)}`)."]  # fmt: skip
+        lines += [
+            "",
+            f"**Test split, measured once after the search, for the best trial only:** accuracy "
+            f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} "
+            f"(`{directory.best.eval.report.relative_to(directory.path)}`).",
+        ]
     for plot, caption in (
         (directory.history_plot, "optimisation history"),
         (directory.importance_plot, "parameter importance"),
