@@ -32,6 +32,7 @@ LAYERS: list[tuple[float, tuple[str, ...]]] = [
     (6, ("actiscope.explain",)),
     (6, ("actiscope.evaluate",)),
     (7, ("actiscope.workflows",)),
+    (7, ("actiscope.tune",)),
     (8, ("actiscope.web",)),
     (9, ("actiscope.cli",)),
 ]

@@ -1,4 +1,4 @@
-"""The run directory and the comparison directory: the one owner of their layouts.
+"""The run, comparison and search directories: the one owner of their layouts.
 
 A run (`actiscope train`) is::
 
@@ -17,7 +17,16 @@ A comparison (`actiscope compare`) is::
       best/        a copy of the winner's package
       runs/<model>/  one run per architecture (a RunDir, with compare.json: its leaderboard row)
 
-Nothing else spells these names: code asks a RunDir, EvalDir or CompareDir for a path.
+A hyperparameter search (`actiscope tune`) is::
+
+    <out>/
+      study.db  the Optuna study (SQLite): a rerun continues it
+      split.json  search-split.json (the same without its test images: what every trial sees)
+      leaderboard.csv  leaderboard.md  history.png  importance.png  best.yaml
+      trials/trial-<n>/  one run per trial (a RunDir)
+      best/        the best trial's run on split.json, evaluated once on its test images (a RunDir)
+
+Nothing else spells these names: code asks a RunDir, EvalDir, CompareDir or TuneDir for a path.
 """
 
 from __future__ import annotations
@@ -118,13 +127,16 @@ class RunDir:
 
     @classmethod
     def find_all(cls, root: str | Path) -> list[RunDir]:
-        """The runs under `root`: plain runs (root/<name>) and the runs inside each comparison there."""
+        """The runs under `root`: plain runs (root/<name>), the runs inside each comparison there and the
+        best run of each search (its trials are the search's leaderboard, not runs of their own)."""
         root = Path(root)
         found = []
         for child in sorted(root.glob("*")) if root.is_dir() else []:
             if cls(child).exists():
                 found.append(cls(child))
             found += [cls(p) for p in sorted(CompareDir(child).runs.glob("*")) if cls(p).exists()]
+            if TuneDir(child).best.exists():
+                found.append(TuneDir(child).best)
         return found
 
 
@@ -206,6 +218,73 @@ class CompareDir:
     def run(self, model: str) -> RunDir:
         """The run of one architecture (a timm/<name> model gets a folder without the slash)."""
         return RunDir(self.runs / model.replace("/", "-"))
+
+    def has_leaderboard(self) -> bool:
+        """Whether a comparison's leaderboard is here (a search's folder holds a leaderboard of its own)."""
+        return self.leaderboard.is_file() and not TuneDir(self.path).study.is_file()
+
+
+@dataclass(frozen=True)
+class TuneDir:
+    """The output folder of one `actiscope tune` (a hyperparameter search)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def study(self) -> Path:
+        """The Optuna study's SQLite database."""
+        return self.path / "study.db"
+
+    @property
+    def split(self) -> Path:
+        """The one split of the search: train, val and the test images only `best` is evaluated on."""
+        return self.path / "split.json"
+
+    @property
+    def search_split(self) -> Path:
+        """`split` without its test images: what every trial trains on and is scored on."""
+        return self.path / "search-split.json"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.path / "leaderboard.csv"
+
+    @property
+    def leaderboard_md(self) -> Path:
+        return self.path / "leaderboard.md"
+
+    @property
+    def history_plot(self) -> Path:
+        """Validation accuracy by trial, best so far."""
+        return self.path / "history.png"
+
+    @property
+    def importance_plot(self) -> Path:
+        return self.path / "importance.png"
+
+    @property
+    def best_config(self) -> Path:
+        """The best trial's options, the form `actiscope train --config` takes."""
+        return self.path / "best.yaml"
+
+    @property
+    def trials(self) -> Path:
+        return self.path / "trials"
+
+    def trial(self, number: int) -> RunDir:
+        return RunDir(self.trials / f"trial-{number:03d}")
+
+    @property
+    def best(self) -> RunDir:
+        return RunDir(self.path / "best")
+
+    @property
+    def best_trial(self) -> Path:
+        """Which trial `best` holds (a JSON file in it), so a rerun with the same winner evaluates nothing."""
+        return self.best.path / "trial.json"
 
     def has_leaderboard(self) -> bool:
         return self.leaderboard.is_file()

@@ -25,6 +25,7 @@ from actiscope.cli import (
     predict,
     serve,
     train,
+    tune,
     user,
     weights,
 )
@@ -34,7 +35,7 @@ from actiscope.errors import ActiscopeError
 log = logging.getLogger("actiscope")
 
 # in --help order
-VERBS = (data, models, weights, train, predict, compare, evaluate, serve, user, explain, export)
+VERBS = (data, models, weights, train, tune, predict, compare, evaluate, serve, user, explain, export)
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 BROKEN_PIPE = 141  # ... and by SIGPIPE
 # Without -v, no warning from any module but ours (Lightning's PossibleUserWarnings, deprecations inside

@@ -71,10 +71,15 @@ def run_name(options: TrainOptions) -> str:
 
 
 def train(
-    options: TrainOptions, *, resume: str | Path | None = None, announce: Sequence[str] = ()
+    options: TrainOptions,
+    *,
+    resume: str | Path | None = None,
+    announce: Sequence[str] = (),
+    callbacks: Sequence[L.Callback] = (),
 ) -> RunResult:
     """Train `options` (or continue the run at `resume`) and write its run directory. `announce`: lines
-    (the recipe chosen) logged once everything the user gave has been checked."""
+    (the recipe chosen) logged once everything the user gave has been checked. `callbacks`: added to the
+    trainer's own (a search's pruning callback)."""
     distributed = options.trainer.devices * options.trainer.num_nodes > 1
     if distributed and resume is None and not options.output.name:
         raise ConfigError(
@@ -126,7 +131,7 @@ def train(
         balance=options.data.balance, crop_margin=options.data.crop_margin if options.data.crop_person else None,
         use_cache=options.data.cache, seed=options.trainer.seed, sampling=options.data.sampling,
     )  # fmt: skip
-    return _fit(options, run, module, datamodule, manifest, resume=resume is not None)
+    return _fit(options, run, module, datamodule, manifest, resume=resume is not None, callbacks=callbacks)
 
 
 def _module(
@@ -155,6 +160,7 @@ def _fit(
     manifest: SplitManifest,
     *,
     resume: bool,
+    callbacks: Sequence[L.Callback] = (),
 ) -> RunResult:
     choice = _precision(options, module)
     log.info(choice.line())
@@ -174,7 +180,7 @@ def _fit(
     L.seed_everything(options.trainer.seed, workers=True, verbose=False)
     try:
         trainer, checkpoint, history = _run_fit(
-            options, run, module, datamodule, choice.precision, resume=resume
+            options, run, module, datamodule, choice.precision, resume=resume, callbacks=callbacks
         )
     except NonFiniteLossError as exc:
         if initial is None:
@@ -191,7 +197,9 @@ def _fit(
         retry = _less_time(options, module, lost_s)
         fallback = {"precision_fallback": f"bf16 -> fp32 after a non-finite loss at {exc.where}"}
         used = "32-true"
-        trainer, checkpoint, history = _run_fit(retry, run, module, datamodule, used, resume=restart)
+        trainer, checkpoint, history = _run_fit(
+            retry, run, module, datamodule, used, resume=restart, callbacks=callbacks
+        )
     else:
         fallback = {}
     best = checkpoint.best_model_path or str(last)
@@ -234,8 +242,9 @@ def _run_fit(
     precision: str,
     *,
     resume: bool,
+    callbacks: Sequence[L.Callback] = (),
 ) -> tuple[L.Trainer, ModelCheckpoint, History]:
-    trainer, checkpoint, history = _trainer(options, run, precision)
+    trainer, checkpoint, history = _trainer(options, run, precision, callbacks)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(run.last_checkpoint) if resume else None)
     except SystemExit:
@@ -378,7 +387,7 @@ def _warm_up_head(
 
 
 def _trainer(
-    options: TrainOptions, run: RunDir, precision: str
+    options: TrainOptions, run: RunDir, precision: str, extra: Sequence[L.Callback] = ()
 ) -> tuple[L.Trainer, ModelCheckpoint, History]:
     best, last = run.best_checkpoint, run.last_checkpoint
     checkpoint = ModelCheckpoint(
@@ -397,6 +406,7 @@ def _trainer(
         )
     if options.trainer.ask:
         callbacks.append(AskToContinue(options.trainer.ask))
+    callbacks += extra
     distributed = options.trainer.devices * options.trainer.num_nodes > 1
     trainer = L.Trainer(
         max_epochs=options.optim.epochs,

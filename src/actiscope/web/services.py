@@ -31,7 +31,7 @@ from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.files import atomic_output
 from actiscope.package import check_weights, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
-from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir
+from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir, TuneDir
 from actiscope.web.admission import Admission, Busy
 from actiscope.web.classify.models import ActiveModel, Prediction
 from actiscope.web.live import BadSession, LiveWindows
@@ -597,6 +597,26 @@ def leaderboards() -> list[Leaderboard]:
             with comparison.leaderboard.open(newline="", encoding="utf-8") as fh:
                 boards.append(Leaderboard(comparison.path.name, list(csv.DictReader(fh))))
     return boards
+
+
+@dataclass(frozen=True)
+class Search:
+    name: str  # the search's folder
+    columns: list[str]  # leaderboard.csv's, as `actiscope tune` wrote them (the searched options vary)
+    rows: list[list[str]]  # its trials, best first: one cell per column
+
+
+def searches() -> list[Search]:
+    """Every hyperparameter search's leaderboard of trials under the runs folder."""
+    found = []
+    for search in (TuneDir(p) for p in sorted(Path(settings.RUNS_DIR).glob("*"))):
+        if search.has_leaderboard():
+            with search.leaderboard.open(newline="", encoding="utf-8") as fh:
+                table = list(csv.reader(fh))
+            shown = [i for i, c in enumerate(table[0] if table else []) if c != "run"]  # a path on the server
+            cells = [[row[i] if i < len(row) else "" for i in shown] for row in table]
+            found.append(Search(search.path.name, cells[0] if cells else [], cells[1:]))
+    return found
 
 
 @dataclass(frozen=True)

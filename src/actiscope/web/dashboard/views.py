@@ -31,6 +31,7 @@ def runs_page(request: HttpRequest) -> HttpResponse:
     context = {
         "runs": runs,
         "leaderboards": services.leaderboards(),
+        "searches": services.searches(),
         "active": {r.name for r in runs if services.serves(r.run, active)},
     }
     return render(request, "actiscope/runs.html", context)
