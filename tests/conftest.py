@@ -139,3 +139,20 @@ def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[
                              name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
         runs[name] = train(config).run_dir
     return runs
+
+
+@pytest.fixture(scope="session")
+def ensemble_comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`actiscope compare --ensemble 2` of two tiny models on the colour task: the comparison folder
+    (runs/, leaderboard, ensemble/), inside a runs folder of its own (its parent). Shared: tests that
+    change its packages work on a copy."""
+    from actiscope.cli import main
+
+    root = tmp_path_factory.mktemp("ensemble")
+    data = write_colour_classes(root / "data", per_class=10)
+    out = root / "runs" / "contest"
+    code = main(["compare", str(data), "--models", "simple-cnn,squeezenet1_1", "--ensemble", "2",
+                 "--out", str(out), "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--lr", "3e-3",
+                 "--workers", "0", "--augment", "light", "--export", "none", "--no-cache", "--precision", "32"])  # fmt: skip
+    assert code == 0
+    return out
