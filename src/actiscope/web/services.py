@@ -24,7 +24,7 @@ from PIL import Image
 from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video
 from actiscope.errors import ActiscopeError, MediaReadError
-from actiscope.package import describe_weights, package_dir, read_meta
+from actiscope.package import PackageMeta, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir
 from actiscope.web.classify.models import ActiveModel, Prediction
@@ -163,6 +163,17 @@ MODEL = ModelService()
 
 
 # -- predictions ----------------------------------------------------------------------------------------
+def upload_note(meta: PackageMeta) -> str:
+    """What an upload is given to the model as, when that is not what it was trained on: no person box
+    is known for an upload, so a model trained on person crops gets the whole image. "" otherwise."""
+    if meta.person_crop is None or meta.kind != "image":
+        return ""
+    return (
+        f"this model expects a person crop (it was trained on images cropped to the person box, margin "
+        f"{meta.person_crop:g}); no box is known for an upload, so the whole image was used"
+    )
+
+
 def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
     """Predict and store every upload, or none of them: files and rows are removed on any failure."""
     check_count(files)  # before loading a model
@@ -182,10 +193,12 @@ def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
         except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
             raise ServiceError(400, f"{upload.name}: {exc.reason}") from None
         results.append((upload, prediction, timeline, (time.perf_counter() - start) * 1000))
-    return _store(results, served)
+    return _store(results, served, upload_note(predictor.meta))
 
 
-def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -> list[Prediction]:
+def _store(
+    results: list[tuple[Upload, Any, Any, float]], served: ServedModel, note: str = ""
+) -> list[Prediction]:
     """The uploads and their rows, all or none: files are removed on any failure."""
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True, exist_ok=True)
@@ -209,6 +222,7 @@ def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -
                         timeline=timeline,
                         latency_ms=round(latency, 2),
                         top_k=[[label, round(p, 6)] for label, p in prediction.top_k],
+                        input_note=note,
                     )
                 )
         return rows
@@ -223,6 +237,7 @@ class LiveAnswer:
     top: list[tuple[str, float]]
     latency_ms: float
     saved: int | None  # the History row, when the frame was saved
+    note: str = ""  # upload_note: a model trained on person crops was given the whole frame
 
 
 def live_frame(frame: Any, *, save: bool = False, top_k: int = 5) -> LiveAnswer:
@@ -234,8 +249,10 @@ def live_frame(frame: Any, *, save: bool = False, top_k: int = 5) -> LiveAnswer:
     start = time.perf_counter()
     (prediction,) = predictor.predict([upload.source()], top_k=top_k)
     latency = (time.perf_counter() - start) * 1000
-    saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
-    return LiveAnswer([(label, round(p, 6)) for label, p in prediction.top_k], round(latency, 2), saved)
+    note = upload_note(predictor.meta)
+    saved = _store([(upload, prediction, None, latency)], served, note)[0].pk if save else None
+    top = [(label, round(p, 6)) for label, p in prediction.top_k]
+    return LiveAnswer(top, round(latency, 2), saved, note)
 
 
 def predictions(label: str = "", model: str = "") -> QuerySet[Prediction]:
@@ -462,6 +479,7 @@ def run_page(run: RunDir) -> RunPage:
 class Leaderboard:
     name: str  # the comparison's folder
     rows: list[dict[str, str]]  # leaderboard.csv's rows, best first
+    ensemble: str | None = None  # the run name of its ensemble package (served like a run), if it has one
 
 
 def leaderboards() -> list[Leaderboard]:
@@ -471,7 +489,9 @@ def leaderboards() -> list[Leaderboard]:
     for comparison in (CompareDir(p) for p in sorted(root.glob("*"))):
         if comparison.has_leaderboard():
             with comparison.leaderboard.open(newline="", encoding="utf-8") as fh:
-                boards.append(Leaderboard(comparison.path.name, list(csv.DictReader(fh))))
+                rows = list(csv.DictReader(fh))
+            ensemble = run_name(comparison.ensemble) if comparison.ensemble.has_model() else None
+            boards.append(Leaderboard(comparison.path.name, rows, ensemble))
     return boards
 
 
