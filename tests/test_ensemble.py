@@ -1,5 +1,7 @@
 """The ensemble as a model: `compare --ensemble K` leaves a package (package.save_ensemble) that predict,
-evaluate, export and explain take like any other, whose predictions are the mean of its members'."""
+evaluate, export and explain take like any other, whose predictions are the mean of its members'. The
+comparison (tests.conftest.crop_comparison) trained its members on person crops, which the ensemble
+carries."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from actiscope.package import (
 )
 from actiscope.predict import Predictor
 from actiscope.run import CompareDir, RunDir
+from tests.conftest import PERSON_BOX
 
 pytest.importorskip("onnxruntime")
 
@@ -33,26 +36,28 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _images(comparison: Path) -> list[Path]:
-    return sorted((comparison.parent.parent / "data").rglob("*.png"))
+    return sorted((comparison.parent.parent / "stanford" / "JPEGImages").glob("*.jpg"))
 
 
 def _members_mean(comparison: Path, images: list[Path]) -> np.ndarray:
-    """The mean of the members' probabilities, each member loaded from its own run."""
+    """The mean of the members' probabilities on the person crops, each member loaded from its own run."""
     runs = [RunDir(p) for p in sorted(CompareDir(comparison).runs.iterdir())]
     per_member = []
     for run in runs:
         predictor = Predictor.load(run.path, "torch")
-        per_member.append(predictor.probabilities(np.stack([predictor.preprocess(p) for p in images])))
+        pixels = np.stack([predictor.preprocess(p, PERSON_BOX) for p in images])
+        per_member.append(predictor.probabilities(pixels))
     return np.mean(per_member, axis=0)
 
 
 def test_compare_leaves_a_package_whose_predictions_are_the_mean_of_its_members(
-    ensemble_comparison: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    crop_comparison: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    comparison = CompareDir(ensemble_comparison)
+    comparison = CompareDir(crop_comparison)
     package = comparison.ensemble.model
     meta = read_meta(package)
     assert meta.is_ensemble and meta.architecture == "ensemble(simple-cnn+squeezenet1_1)"
+    assert meta.person_crop == 0.1  # its members were trained on person crops: so is the ensemble
     for member, run in zip(meta.members, ("simple-cnn", "squeezenet1_1"), strict=True):
         copied = package / "members" / member / "model.safetensors"
         assert copied.read_bytes() == (comparison.run(run).model / "model.safetensors").read_bytes()
@@ -64,49 +69,46 @@ def test_compare_leaves_a_package_whose_predictions_are_the_mean_of_its_members(
     assert float(row["accuracy"]) == evaluation["accuracy"] == meta.metrics["test_acc"]
     assert float(row["infer_ms"]) > 0 and float(row["infer_ms"]) == meta.metrics["infer_ms"]
     assert evaluation["model"]["members"] == ["simple-cnn", "squeezenet1_1"]
+    assert evaluation["person_boxes"] == {"cropped": 12, "whole": 0}  # evaluated on the XML's boxes
+    assert "an ensemble: the mean of the probabilities of simple-cnn, squeezenet1_1" in (
+        comparison.ensemble.eval.report.read_text()
+    )
     assert "ensemble/model/" in comparison.leaderboard_md.read_text()
 
-    images = _images(ensemble_comparison)[::3]
-    expected = _members_mean(ensemble_comparison, images)
-    out = tmp_path / "predictions.csv"
+    images = _images(crop_comparison)[::3]
+    expected = _members_mean(crop_comparison, images)
+    out, boxes = tmp_path / "predictions.csv", tmp_path / "boxes.csv"
+    boxes.write_text(
+        "path,xmin,ymin,xmax,ymax\n" + "".join(f"{p},{','.join(map(str, PERSON_BOX))}\n" for p in images)
+    )
     assert main(["predict", str(comparison.ensemble.path), *map(str, images), "--out", str(out),
-                 "--top-k", "3", "--backend", "torch"]) == 0  # fmt: skip
+                 "--top-k", "2", "--backend", "torch", "--boxes", str(boxes)]) == 0  # fmt: skip
     names = meta.class_names
     for image, got, want in zip(images, _rows(out), expected, strict=True):
         assert got["filename"] == str(image) and got["label"] == names[int(want.argmax())]
-        for rank, key in ((1, "confidence"), (2, "top2_confidence"), (3, "top3_confidence")):
-            label = got["label"] if rank == 1 else got[f"top{rank}_label"]
+        assert got["input"] == "person crop"
+        for label, key in ((got["label"], "confidence"), (got["top2_label"], "top2_confidence")):
             assert float(got[key]) == pytest.approx(want[names.index(label)], abs=2e-6)
-    probs = Predictor.load(package, "torch").probabilities(
-        np.stack([Predictor.load(package, "torch").preprocess(p) for p in images])
-    )
+    ensemble = Predictor.load(package, "torch")
+    probs = ensemble.probabilities(np.stack([ensemble.preprocess(p, PERSON_BOX) for p in images]))
     assert np.abs(probs - expected).max() < 1e-6
 
 
-def test_an_ensemble_is_evaluated_and_exported_to_one_onnx_graph(
-    ensemble_comparison: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_an_ensemble_is_exported_to_one_onnx_graph(
+    crop_comparison: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = RunDir(tmp_path / "ensemble")
-    shutil.copytree(CompareDir(ensemble_comparison).ensemble.path, run.path)  # the export adds files
-    assert main(["evaluate", str(run.path), "--out", str(tmp_path / "eval"), "--backend", "torch"]) == 0
-    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert again["accuracy"] == json.loads(run.eval.metrics.read_text())["accuracy"]
-    assert (
-        "an ensemble: the mean of the probabilities of simple-cnn, squeezenet1_1"
-        in (tmp_path / "eval" / "report.md").read_text()
-    )
-
-    capsys.readouterr()
+    shutil.copytree(CompareDir(crop_comparison).ensemble.path, run.path)  # the export adds files
     assert main(["export", str(run.path), "--format", "onnx"]) == 0
     assert "test images of the run" in capsys.readouterr().out  # checked on its split's test images
     import onnx
 
     graph = onnx.load(str(run.model / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["pixels"] and len(graph.output) == 1  # one graph
-    images = _images(ensemble_comparison)[::4]
+    images = _images(crop_comparison)[::4]
     by_onnx = Predictor.load(run.path, "onnx")
-    probs = by_onnx.probabilities(np.stack([by_onnx.preprocess(p) for p in images]))
-    assert np.abs(probs - _members_mean(ensemble_comparison, images)).max() < 1e-5
+    probs = by_onnx.probabilities(np.stack([by_onnx.preprocess(p, PERSON_BOX) for p in images]))
+    assert np.abs(probs - _members_mean(crop_comparison, images)).max() < 1e-5
     assert Predictor.load(run.path).backend in ("onnx", "torch")  # auto goes by the measured rates
 
 

@@ -1,7 +1,7 @@
 """Stanford 40's person box everywhere: training records the crop in model.json, and evaluate (the data's
 XML boxes), predict (--boxes) and the Predictor give a crop model its crops, and say so where no box is
-known. The data is a tiny Stanford 40 layout made here (VOC-style XML), where the person's colour is the
-class and the background is the other class's colour: only a crop shows the class."""
+known. The data is tests.conftest's tiny Stanford 40 layout (VOC-style XML), where the person's colour is
+the class and the background is the other class's colour: only a crop shows the class."""
 
 from __future__ import annotations
 
@@ -23,53 +23,25 @@ from actiscope.evaluate.report import evaluate
 from actiscope.models.registry import create_model
 from actiscope.package import read_meta, save_package
 from actiscope.predict import Predictor
-from tests.conftest import COLOURS
-
-CLASSES = {"red": "blue", "blue": "red"}  # the person's colour: the background's
-BOX = (18, 8, 46, 44)  # xmin, ymin, xmax, ymax in a 64 x 48 photo
-
-
-def write_stanford40(root: Path, train: int = 14, test: int = 6) -> Path:
-    """JPEGImages/, XMLAnnotations/ (one person box each, VOC-style) and ImageSplits/ for CLASSES."""
-    rng = np.random.default_rng(0)
-    for folder in ("JPEGImages", "XMLAnnotations", "ImageSplits"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "ImageSplits" / "actions.txt").write_text(
-        "action_name\tnumber_of_images\n" + "".join(f"{c}\t{train + test}\n" for c in CLASSES)
-    )
-    for action, background in CLASSES.items():
-        names = [f"{action}_{i:03d}.jpg" for i in range(train + test)]
-        for name in names:
-            pixels = np.empty((48, 64, 3))
-            pixels[:] = COLOURS[background]
-            xmin, ymin, xmax, ymax = BOX
-            pixels[ymin:ymax, xmin:xmax] = COLOURS[action]
-            noisy = np.clip(pixels * rng.uniform(0.7, 1.0) + rng.integers(-40, 40, pixels.shape), 0, 255)
-            Image.fromarray(noisy.astype(np.uint8)).save(root / "JPEGImages" / name, quality=95)
-            (root / "XMLAnnotations" / name.replace(".jpg", ".xml")).write_text(
-                f"<annotation><filename>{name}</filename><object><name>person</name><bndbox><xmin>{xmin}</xmin>"
-                f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object></annotation>"
-            )
-        (root / "ImageSplits" / f"{action}_train.txt").write_text("\n".join(names[:train]) + "\n")
-        (root / "ImageSplits" / f"{action}_test.txt").write_text("\n".join(names[train:]) + "\n")
-    return root
+from actiscope.run import CompareDir
+from tests.conftest import PERSON_BOX as BOX
+from tests.conftest import write_stanford40
 
 
-@pytest.fixture(scope="module")
-def crop_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """simple-cnn trained with --crop-person on the layout above."""
-    root = tmp_path_factory.mktemp("crops")
-    data = write_stanford40(root / "stanford")
-    code = main(["train", str(data), "--model", "simple-cnn", "--crop-person", "--image-size", "32", "--epochs",
-                 "3", "--batch-size", "8", "--lr", "3e-3", "--workers", "0", "--augment", "none", "--no-cache",
-                 "--export", "none", "--precision", "32", "--out", str(root / "runs"), "--name", "crop"])  # fmt: skip
-    assert code == 0
-    return root / "runs" / "crop"
+@pytest.fixture
+def crop_run(crop_comparison: Path) -> Path:
+    """simple-cnn trained with --crop-person (by compare) on tests.conftest's Stanford 40 layout."""
+    return CompareDir(crop_comparison).run("simple-cnn").path
+
+
+def _data(crop_run: Path) -> Path:
+    return crop_run.parents[3] / "stanford"
 
 
 def test_the_crop_is_recorded_and_evaluate_uses_the_datas_boxes(crop_run: Path, tmp_path: Path) -> None:
     assert read_meta(crop_run).person_crop == 0.1  # --crop-margin's default
-    cropped = evaluate(crop_run, workers=0, backend="torch")  # the run's test split, boxes from the XML
+    # the run's test split, boxes from the XML (into a folder of its own: the run is shared)
+    cropped = evaluate(crop_run, out=tmp_path / "cropped", workers=0, backend="torch")
     assert cropped.metrics["person_boxes"] == {"cropped": 12, "whole": 0}
     assert cropped.metrics["model"]["person_crop"] == 0.1 and cropped.metrics["accuracy"] >= 0.9
     assert (
@@ -79,7 +51,7 @@ def test_the_crop_is_recorded_and_evaluate_uses_the_datas_boxes(crop_run: Path, 
 
     # The same photos without their annotations: given whole, the model sees the background's colour.
     data = tmp_path / "no-boxes"
-    shutil.copytree(crop_run.parent.parent / "stanford", data)
+    shutil.copytree(_data(crop_run), data)
     for xml in sorted((data / "XMLAnnotations").glob("*_01[4-6].xml")):
         xml.unlink()  # 3 of each class's 6 test images
     half = evaluate(crop_run, data, out=tmp_path / "eval", workers=0, backend="torch")
@@ -95,7 +67,7 @@ def test_the_crop_is_recorded_and_evaluate_uses_the_datas_boxes(crop_run: Path, 
 def test_predict_crops_to_the_boxes_csv_and_says_which_were_whole(
     crop_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    test = [s for s in load_dataset(crop_run.parent.parent / "stanford").samples if s.split == "test"]
+    test = [s for s in load_dataset(_data(crop_run)).samples if s.split == "test"]
     boxes = tmp_path / "boxes.csv"
     with boxes.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -205,12 +177,17 @@ def test_old_packages_load_as_no_crop_and_the_field_is_checked(tmp_path: Path) -
         read_meta(tmp_path / "p")
 
 
-def test_stanford40_sample_is_evaluated_on_its_person_crops(shared_data: Path, tmp_path: Path) -> None:
-    data = shared_data / "stanford40-sample"
-    dataset = load_dataset(data)
+def test_stanford40_sample_photos_are_given_as_their_person_crops(shared_data: Path, tmp_path: Path) -> None:
+    dataset = load_dataset(shared_data / "stanford40-sample")
     torch.manual_seed(0)
     save_package(create_model("simple-cnn", len(dataset.classes), image_size=32), tmp_path / "m",
                  class_names=dataset.classes, person_crop=0.1)  # fmt: skip
-    result = evaluate(tmp_path / "m", data, out=tmp_path / "eval", workers=0, backend="torch")
-    tested = [s for s in dataset.samples if s.split == "test"]
-    assert result.metrics["person_boxes"] == {"cropped": sum(s.box is not None for s in tested), "whole": 0}
+    predictor = Predictor.load(tmp_path / "m", "torch")
+    samples = [s for s in dataset.samples if s.split == "test"][:4]
+    paths, boxes = [s.path for s in samples], [s.box for s in samples]
+    assert all(boxes) and all(predictor.preprocess.crops(b) for b in boxes)
+    decoded = list(predictor.file_probabilities(paths, boxes=boxes, workers=0))
+    crops = [load_image(s.path, box=s.box, margin=0.1) for s in samples]
+    expected = predictor.probabilities(np.stack([predictor.preprocess(c) for c in crops]))
+    given = [p for _, p, _ in decoded if p is not None]
+    assert len(given) == len(samples) and np.allclose(np.stack(given), expected, atol=1e-6)

@@ -370,7 +370,8 @@ def run_summary(run: RunDir) -> RunSummary:
     if has_model:
         try:
             meta = read_meta(run.model)
-            metrics, architecture, weights = meta.metrics, meta.architecture, describe_weights(meta.weights)
+            metrics, architecture = meta.metrics, meta.architecture
+            weights = "its members' (an ensemble)" if meta.is_ensemble else describe_weights(meta.weights)
         except ActiscopeError:
             has_model = False
     modified = max(
