@@ -139,3 +139,53 @@ def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[
                              name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
         runs[name] = train(config).run_dir
     return runs
+
+
+# A tiny Stanford 40 layout (VOC-style XML person boxes) where the person's colour is the class and the
+# background is the other class's colour: only the crop to the person box shows the class.
+STANFORD_CLASSES = {"red": "blue", "blue": "red"}  # the person's colour: the background's
+PERSON_BOX = (18, 8, 46, 44)  # xmin, ymin, xmax, ymax in a 64 x 48 photo
+
+
+def write_stanford40(root: Path, train: int = 14, test: int = 6) -> Path:
+    """JPEGImages/, XMLAnnotations/ (one person box each) and ImageSplits/ for STANFORD_CLASSES."""
+    rng = np.random.default_rng(0)
+    for folder in ("JPEGImages", "XMLAnnotations", "ImageSplits"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSplits" / "actions.txt").write_text(
+        "action_name\tnumber_of_images\n" + "".join(f"{c}\t{train + test}\n" for c in STANFORD_CLASSES)
+    )
+    xmin, ymin, xmax, ymax = PERSON_BOX
+    for action, background in STANFORD_CLASSES.items():
+        names = [f"{action}_{i:03d}.jpg" for i in range(train + test)]
+        for name in names:
+            pixels = np.empty((48, 64, 3))
+            pixels[:] = COLOURS[background]
+            pixels[ymin:ymax, xmin:xmax] = COLOURS[action]
+            noisy = np.clip(pixels * rng.uniform(0.7, 1.0) + rng.integers(-40, 40, pixels.shape), 0, 255)
+            Image.fromarray(noisy.astype(np.uint8)).save(root / "JPEGImages" / name, quality=95)
+            (root / "XMLAnnotations" / name.replace(".jpg", ".xml")).write_text(
+                f"<annotation><filename>{name}</filename><object><name>person</name><bndbox><xmin>{xmin}</xmin>"
+                f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object></annotation>"
+            )
+        (root / "ImageSplits" / f"{action}_train.txt").write_text("\n".join(names[:train]) + "\n")
+        (root / "ImageSplits" / f"{action}_test.txt").write_text("\n".join(names[train:]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def crop_comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`actiscope compare --ensemble 2 --crop-person` of two tiny models on the Stanford 40 layout above:
+    the comparison folder (runs/, leaderboard, ensemble/) inside a runs folder of its own (its parent);
+    the data is in <its parent's parent>/stanford. Shared: tests that change its packages work on a copy
+    (or evaluate into a folder of their own)."""
+    from actiscope.cli import main
+
+    root = tmp_path_factory.mktemp("crops")
+    data = write_stanford40(root / "stanford")
+    out = root / "runs" / "contest"
+    code = main(["compare", str(data), "--models", "simple-cnn,squeezenet1_1", "--ensemble", "2", "--crop-person",
+                 "--out", str(out), "--image-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3",
+                 "--workers", "0", "--augment", "none", "--export", "none", "--no-cache", "--precision", "32"])  # fmt: skip
+    assert code == 0
+    return out

@@ -18,7 +18,7 @@ from actiscope.data.images import load_image
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output
 from actiscope.models.registry import ActionModel
-from actiscope.package import load_package
+from actiscope.package import load_package, member_dirs, package_dir, read_meta
 from actiscope.predict import Preprocessor
 
 METHODS = ("gradcam", "gradcam++")
@@ -98,7 +98,14 @@ def explain(
     method: str = "gradcam",
     top_k: int = 3,
 ) -> Explanation:
+    ensemble = read_meta(model_path)
+    if ensemble.is_ensemble:
+        raise ExplainError(
+            f"{model_path} is an ensemble of {len(ensemble.members)} models; Grad-CAM explains one model: "
+            f"explain one of its members ({member_dirs(package_dir(model_path), ensemble)[0]}, ...)"
+        )
     model, meta = load_package(model_path)
+    assert isinstance(model, ActionModel), "an ensemble was refused above"
     if meta.kind != "image":
         raise ExplainError(
             f"{model_path}: Grad-CAM here explains image models; this one is a {meta.kind} model"

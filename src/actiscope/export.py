@@ -2,6 +2,9 @@
 
 After an ONNX export the same 32 images go through PyTorch and ONNX Runtime and the largest
 probability difference is reported. The exported file joins the package, so `--backend onnx` finds it.
+An ensemble exports as one graph (models.ensemble: its output is the log of the members' mean
+probabilities, which the backends take as logits). Images are given as the model was trained: as their
+person crop where the run's split has a box and the model was trained on crops.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def check_images(directory: Path, pixels: Preprocessor, count: int) -> tuple[tor
         samples = SplitManifest.load(split).samples("test")[:count]
         if samples:
             what = "clips" if pixels.frames else "images"
-            batch = torch.from_numpy(np.stack([pixels(s.path) for s in samples]))
+            batch = torch.from_numpy(np.stack([pixels(s.path, s.box) for s in samples]))
             return batch, f"{len(samples)} test {what} of the run"
     config = DataConfig(pixels.image_size, frames=pixels.frames)
     return example_input(config, count), "random input (no run split found)"
@@ -146,7 +149,7 @@ def quantize_int8(
     train = manifest.samples("train")
     calibration = random.Random(0).sample(train, min(calibration_images, len(train)))
     target = directory / INT8_FILE
-    quantize_onnx(onnx_path, target, (pixels(s.path)[None] for s in calibration))
+    quantize_onnx(onnx_path, target, (pixels(s.path, s.box)[None] for s in calibration))
     split_name = "test" if manifest.samples("test") else "val"  # without a test split: the val images
     test = manifest.samples(split_name)
     if not test:
@@ -157,7 +160,7 @@ def quantize_int8(
     predicted: dict[str, list[np.ndarray]] = {"fp32": [], "int8": []}
     seconds = {"fp32": 0.0, "int8": 0.0}
     for start in range(0, len(test), 32):  # decoded per batch: a test split of clips does not fit in memory
-        x = np.stack([pixels(s.path) for s in test[start : start + 32]])
+        x = np.stack([pixels(s.path, s.box) for s in test[start : start + 32]])
         for name, run in sessions.items():
             began = time.perf_counter()
             predicted[name].append(run(x).argmax(1))

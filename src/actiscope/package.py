@@ -1,12 +1,27 @@
 """The model package: model.safetensors + model.json. Loading it needs no pickle and no training state.
 
 model.json holds everything needed to predict: architecture, input kind, image size, frames per clip,
-normalisation, class names in index order, actiscope version and the headline metrics.
+normalisation, the person crop the model was trained on, class names in index order, actiscope version
+and the headline metrics.
+
+An ensemble is a package too: its model.json lists `members`, and each member is a whole package of its
+own under `members/<name>/` (model.safetensors + model.json), so a member can be loaded, evaluated or
+explained alone. The members must share the classes and the input (kind, image size, frames,
+normalisation, resize, person crop): each image is then decoded once for all of them, and the ensemble is
+one network (models.ensemble: the mean of the members' probabilities) that exports to one ONNX graph.
+The ensemble's own model.json repeats that shared input, so a reader that only preprocesses needs no
+member. Exports of the whole ensemble (model.onnx, ...) sit beside its model.json as for any package.
+
+Format 2 added `person_crop` and `members`; a format-1 package reads as a single model trained on whole
+images.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +33,12 @@ from actiscope.files import atomic_output, atomic_write_text
 from actiscope.run import CompareDir, RunDir
 
 if TYPE_CHECKING:  # reading model.json (the ONNX backend) needs no torch
+    from actiscope.models.ensemble import EnsembleModel
     from actiscope.models.registry import ActionModel
 
-PACKAGE_FORMAT = 1
+PACKAGE_FORMAT = 2
 WEIGHTS_FILE, META_FILE = "model.safetensors", "model.json"
+MEMBERS_DIR = "members"  # an ensemble's member packages, one folder each
 # Files derived from the weights by `actiscope export`; saving new weights removes them, so a package
 # never pairs new weights with an old export.
 ONNX_FILE, INT8_FILE, TORCHSCRIPT_FILE = "model.onnx", "model.int8.onnx", "model.torchscript.pt"
@@ -30,6 +47,10 @@ EXPORT_FILES = (ONNX_FILE, INT8_FILE, TORCHSCRIPT_FILE)
 
 class PackageError(ActiscopeError):
     pass
+
+
+class EnsembleInputError(PackageError):
+    """Would-be members that take different inputs (size, frames, normalisation or crop)."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +67,22 @@ class PackageMeta:
     exports: dict[str, Any] = field(default_factory=dict)  # export file -> its check (export.py)
     # the starting weights: name, source, sha256, file (models.weights.weights_provenance); {} if unrecorded
     weights: dict[str, str] = field(default_factory=dict)
+    # the margin around the person box the model was trained on (--crop-person), None: whole images
+    person_crop: float | None = None
+    members: list[str] = field(default_factory=list)  # an ensemble's member folders under MEMBERS_DIR
     actiscope_version: str = __version__
     created: str = ""
     package_format: int = PACKAGE_FORMAT
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
+
+    def input_description(self) -> str:
+        """What the model takes, in words: "128 px, person crops (margin 0.1)"."""
+        size = f"{self.image_size} px" + (f", {self.frames} frames" if self.kind == "video" else "")
+        crop = "whole images" if self.person_crop is None else f"person crops (margin {self.person_crop:g})"
+        return f"{size}, {crop}"
 
 
 def save_package(
@@ -58,8 +92,10 @@ def save_package(
     class_names: list[str],
     metrics: dict[str, Any] | None = None,
     weights: dict[str, str] | None = None,
+    person_crop: float | None = None,
 ) -> PackageMeta:
-    """Write the deployable package; model.json goes last, so its presence means the package is whole."""
+    """Write the deployable package; model.json goes last, so its presence means the package is whole.
+    `person_crop`: the margin of the person crops the model was trained on (None: whole images)."""
     from safetensors.torch import save_file
 
     if len(class_names) != model.num_classes:
@@ -69,10 +105,9 @@ def save_package(
         architecture=model.architecture, kind=model.kind, image_size=config.image_size,
         mean=list(config.mean), std=list(config.std), class_names=list(class_names), frames=config.frames,
         metrics=metrics or {}, weights=weights or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
+        person_crop=None if model.kind == "video" else person_crop,
     )  # fmt: skip
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in EXPORT_FILES:
-        (directory / stale).unlink(missing_ok=True)
+    _clear(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_output(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"architecture": model.architecture})
@@ -80,12 +115,98 @@ def save_package(
     return meta
 
 
+def _clear(directory: Path) -> None:
+    """Make `directory` ready for a new package: no model.json (the package is not whole until the new
+    one is written), no export of other weights, no members of another ensemble."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in (META_FILE, *EXPORT_FILES):
+        (directory / stale).unlink(missing_ok=True)
+    shutil.rmtree(directory / MEMBERS_DIR, ignore_errors=True)
+
+
+# The fields that make two packages take the same input: one decoded batch serves them all.
+INPUT_FIELDS = ("kind", "image_size", "frames", "mean", "std", "resize", "person_crop")
+
+
+def save_ensemble(
+    members: Sequence[str | Path], directory: Path, *, metrics: dict[str, Any] | None = None
+) -> PackageMeta:
+    """Write an ensemble package of the packages `members` into `directory`: each member copied whole
+    (weights and model.json, no exports) into MEMBERS_DIR/<n>-<architecture>, model.json last.
+    Raises PackageError when the members do not share classes (EnsembleInputError: inputs)."""
+    if len(members) < 2:
+        raise PackageError(f"an ensemble needs at least two member packages, got {len(members)}")
+    sources = [package_dir(m) for m in members]
+    inside = [s for s in sources if s.resolve().is_relative_to(Path(directory).resolve())]
+    if inside:
+        raise PackageError(
+            f"{inside[0]} is inside {directory}, which is about to be replaced; copy it out first"
+        )
+    metas = [read_meta(s) for s in sources]
+    _check_members(list(zip(map(str, sources), metas, strict=True)), directory)
+    first = metas[0]
+    names = [f"{i}-{m.architecture.replace('/', '-').replace(':', '-')}" for i, m in enumerate(metas, 1)]
+    _clear(directory)
+    for source, name in zip(sources, names, strict=True):
+        target = directory / MEMBERS_DIR / name
+        target.mkdir(parents=True)
+        shutil.copyfile(source / WEIGHTS_FILE, target / WEIGHTS_FILE)
+        shutil.copyfile(source / META_FILE, target / META_FILE)  # last: the member is whole
+    meta = replace(
+        first, architecture="ensemble(" + "+".join(m.architecture for m in metas) + ")", members=names,
+        metrics=metrics or {}, exports={}, weights={}, actiscope_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"), package_format=PACKAGE_FORMAT,
+    )  # fmt: skip
+    atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
+    return meta
+
+
+def _check_members(members: list[tuple[str, PackageMeta]], where: Path) -> None:
+    """Members of one ensemble: single models with the same classes and input as the first."""
+    for path, meta in members:
+        if meta.is_ensemble:
+            raise PackageError(f"{path} is an ensemble itself; build {where} from its members instead")
+    _agree(members[0], members[1:])
+
+
+def _agree(reference: tuple[str, PackageMeta], others: list[tuple[str, PackageMeta]]) -> None:
+    """Each of `others` has the classes and the input of `reference`."""
+    first_path, first = reference
+    for path, meta in others:
+        if meta.class_names != first.class_names:
+            raise PackageError(
+                f"{path} has classes {', '.join(meta.class_names)} and {first_path} has "
+                f"{', '.join(first.class_names)}: an ensemble averages the same classes, in the same order"
+            )
+        differ = [f for f in INPUT_FIELDS if getattr(meta, f) != getattr(first, f)]
+        if differ:
+            raise EnsembleInputError(
+                f"{path} takes {meta.input_description()} and {first_path} {first.input_description()} "
+                f"({', '.join(differ)} differ): the members of an ensemble take one input; train them at "
+                "one --image-size (and the same --crop-person)"
+            )
+
+
+def member_dirs(directory: Path, meta: PackageMeta) -> list[Path]:
+    """The member package folders of the ensemble at `directory` ([] for a single model)."""
+    return [directory / MEMBERS_DIR / name for name in meta.members]
+
+
 def record_export(directory: Path, filename: str, check: dict[str, Any]) -> PackageMeta:
     """Note an exported file and how it was checked in model.json (rewritten atomically)."""
     meta = read_meta(directory)
-    updated = replace(meta, exports={**meta.exports, filename: check})
-    atomic_write_text(directory / META_FILE, json.dumps(asdict(updated), indent=2))
-    return updated
+    return _rewrite(directory, replace(meta, exports={**meta.exports, filename: check}))
+
+
+def record_metrics(directory: Path, metrics: dict[str, Any]) -> PackageMeta:
+    """Add headline metrics to model.json (an ensemble's, once it is evaluated); rewritten atomically."""
+    meta = read_meta(directory)
+    return _rewrite(directory, replace(meta, metrics={**meta.metrics, **metrics}))
+
+
+def _rewrite(directory: Path, meta: PackageMeta) -> PackageMeta:
+    atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
+    return meta
 
 
 def package_dir(path: str | Path) -> Path:
@@ -118,13 +239,25 @@ def package_split(directory: Path) -> Path | None:
 
 
 def read_meta(path: str | Path) -> PackageMeta:
-    meta_path = package_dir(path) / META_FILE
+    """model.json of the package at `path`, validated strictly (an ensemble's members with it)."""
+    directory = package_dir(path)
+    meta = _parse_meta(directory / META_FILE)
+    if meta.is_ensemble:
+        _check_ensemble(directory, meta)
+    return meta
+
+
+def _parse_meta(meta_path: Path) -> PackageMeta:
     try:
         raw = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageError(f"{meta_path}: unreadable ({exc}); re-export the package from its run") from None
     if not isinstance(raw, dict):
         raise PackageError(f"{meta_path}: not a model description (expected a JSON object)")
+    if isinstance(raw.get("package_format"), int) and raw["package_format"] > PACKAGE_FORMAT:
+        raise PackageError(
+            f"{meta_path}: package format {raw['package_format']} is newer than this actiscope reads; upgrade actiscope"
+        )
     required = ["architecture", "kind", "image_size", "mean", "std", "class_names"]
     missing = [k for k in required if k not in raw]
     if missing:
@@ -153,11 +286,38 @@ def read_meta(path: str | Path) -> PackageMeta:
         raise PackageError(f"{meta_path}: weights must be an object of strings (where the training started)")
     if meta.kind not in ("image", "video") or (meta.kind == "video" and not isinstance(meta.frames, int)):
         raise PackageError(f"{meta_path}: kind must be image or video (with frames per clip)")
-    if meta.package_format > PACKAGE_FORMAT:
+    crop = meta.person_crop
+    if crop is not None and (
+        isinstance(crop, bool) or not isinstance(crop, int | float) or not 0 <= crop < math.inf
+    ):
         raise PackageError(
-            f"{meta_path}: package format {meta.package_format} is newer than this actiscope reads; upgrade actiscope"
+            f"{meta_path}: person_crop must be null (whole images) or the crop margin, a number of 0 or more"
         )
+    if crop is not None and meta.kind == "video":
+        raise PackageError(f"{meta_path}: person_crop is for image models; a video model has null")
+    if not isinstance(meta.members, list) or not all(_plain_name(m) for m in meta.members):
+        raise PackageError(f"{meta_path}: members must be a list of folder names under {MEMBERS_DIR}/")
     return meta
+
+
+def _plain_name(name: object) -> bool:
+    """A folder name that stays inside MEMBERS_DIR (no separators, no `..`)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
+def _check_ensemble(directory: Path, meta: PackageMeta) -> None:
+    """An ensemble's model.json agrees with its members: at least two, each a whole single-model package
+    with the ensemble's classes and input."""
+    where = directory / META_FILE
+    if len(meta.members) < 2 or len(set(meta.members)) != len(meta.members):
+        raise PackageError(f"{where}: an ensemble lists at least two distinct members")
+    members = []
+    for folder in member_dirs(directory, meta):
+        if not (folder / META_FILE).is_file():
+            raise PackageError(f"{where}: its member {folder} is missing; the package is damaged")
+        members.append((str(folder), _parse_meta(folder / META_FILE)))
+    _check_members(members, directory)
+    _agree((str(where), meta), members)
 
 
 def describe_weights(weights: dict[str, str]) -> str:
@@ -172,15 +332,25 @@ def describe_weights(weights: dict[str, str]) -> str:
     return f"{weights.get('name')} ({weights.get('source')}, {sha})"
 
 
-def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
-    """Rebuild the model from model.json and load model.safetensors into it (strictly)."""
+def load_package(path: str | Path) -> tuple[ActionModel | EnsembleModel, PackageMeta]:
+    """Rebuild the model from model.json and load model.safetensors into it (strictly); an ensemble's
+    members each so, in one EnsembleModel."""
+    directory = package_dir(path)
+    meta = read_meta(directory)
+    if meta.is_ensemble:
+        from actiscope.models.ensemble import EnsembleModel
+
+        members = [_load_single(d, read_meta(d)) for d in member_dirs(directory, meta)]
+        return EnsembleModel(members, architecture=meta.architecture).eval(), meta
+    return _load_single(directory, meta), meta
+
+
+def _load_single(directory: Path, meta: PackageMeta) -> ActionModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from actiscope.models.registry import create_model
 
-    directory = package_dir(path)
-    meta = read_meta(directory)
     model = create_model(
         meta.architecture, len(meta.class_names), image_size=meta.image_size, frames=meta.frames
     )
@@ -196,7 +366,7 @@ def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
         raise PackageError(
             f"{weights} does not match model.json ({meta.architecture}, {len(meta.class_names)} classes): {first[0].strip()}"
         ) from None
-    return model.eval(), meta
+    return model.eval()
 
 
 def check_weights(directory: Path, meta: PackageMeta) -> None:

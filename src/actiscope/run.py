@@ -15,6 +15,8 @@ A comparison (`actiscope compare`) is::
     <out>/
       split.json  leaderboard.csv  leaderboard.md  compare.png
       best/        a copy of the winner's package
+      ensemble/    with --ensemble K: the K best as one package, laid out as a run (a RunDir):
+                   split.json (the comparison's), model/ (the ensemble package), eval/
       runs/<model>/  one run per architecture (a RunDir, with compare.json: its leaderboard row)
 
 A hyperparameter search (`actiscope tune`) is::
@@ -127,14 +129,17 @@ class RunDir:
 
     @classmethod
     def find_all(cls, root: str | Path) -> list[RunDir]:
-        """The runs under `root`: plain runs (root/<name>), the runs inside each comparison there and the
-        best run of each search (its trials are the search's leaderboard, not runs of their own)."""
+        """The runs under `root`: plain runs (root/<name>), the runs and the ensemble inside each comparison
+        there, and the best run of each search (its trials are the search's leaderboard, not runs of their own)."""
         root = Path(root)
         found = []
         for child in sorted(root.glob("*")) if root.is_dir() else []:
             if cls(child).exists():
                 found.append(cls(child))
-            found += [cls(p) for p in sorted(CompareDir(child).runs.glob("*")) if cls(p).exists()]
+            comparison = CompareDir(child)
+            found += [cls(p) for p in sorted(comparison.runs.glob("*")) if cls(p).exists()]
+            if comparison.ensemble.exists():
+                found.append(comparison.ensemble)
             if TuneDir(child).best.exists():
                 found.append(TuneDir(child).best)
         return found
@@ -205,6 +210,11 @@ class CompareDir:
     def best(self) -> Path:
         """A copy of the winner's package."""
         return self.path / "best"
+
+    @property
+    def ensemble(self) -> RunDir:
+        """The --ensemble package of the best K, in a folder laid out as a run (split.json, model/, eval/)."""
+        return RunDir(self.path / "ensemble")
 
     @property
     def runs(self) -> Path:

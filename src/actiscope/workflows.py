@@ -24,6 +24,7 @@ from actiscope.evaluate.leaderboard import (
     Row,
     ensemble_row,
     plot_leaderboard,
+    score_ensemble,
     score_run,
     write_leaderboard,
 )
@@ -32,6 +33,7 @@ from actiscope.export import export
 from actiscope.files import atomic_write_text
 from actiscope.models.registry import get_entry
 from actiscope.options import TrainOptions
+from actiscope.package import EnsembleInputError, save_ensemble
 from actiscope.run import CompareDir, EvalDir, RunDir
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,11 @@ def compare(
     best = done[0] if done else None
     if best is not None:
         _keep_best(RunDir(Path(best.run)).model, comparison.best)
-    blend = ensemble_row(done[:ensemble]) if ensemble and len(done) >= 2 else None
+    blend = (
+        _ensemble(done[:ensemble], comparison, split, base.output.export)
+        if ensemble and len(done) >= 2
+        else None
+    )
     shown = [*done, *([blend] if blend else [])]
     if shown:
         plot_leaderboard(comparison, shown, select)
@@ -212,3 +218,23 @@ def _keep_best(package: Path, target: Path) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _ensemble(members: list[Row], comparison: CompareDir, split: Path, export_what: str) -> Row | None:
+    """The best `members` as one package in comparison.ensemble (beside a copy of the split, so that
+    evaluate and export find its test images), exported like a trained package, and scored like a run.
+    Members that take different inputs cannot share one: their row is averaged from their predictions."""
+    target = comparison.ensemble
+    shutil.rmtree(target.path, ignore_errors=True)
+    try:
+        save_ensemble([RunDir(Path(r.run)).model for r in members], target.model)
+    except EnsembleInputError as exc:
+        log.warning("ensemble reported, not packaged: %s", exc)
+        return ensemble_row(members)
+    shutil.copyfile(split, target.split)
+    _export_for_inference(target.model, export_what)
+    try:
+        return score_ensemble(target, members)
+    except _expected_failures() as exc:  # the members' rows stand; the package is there to inspect
+        log.warning("ensemble not scored: %s", str(exc).strip().splitlines()[0][:300])
+        return None

@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     compare.add_argument("--out", type=Path, default=Path("compare"), help="folder for runs and leaderboard")
     add_library_choice(compare, "--select", choices=LibraryChoices(_select), default="accuracy")
     compare.add_argument(
-        "--ensemble", type=int, default=0, metavar="K", help="also average the K best models"
+        "--ensemble",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also average the K best models into one package (OUT/ensemble/model), scored and timed "
+        "like the others; its members must share one input size",
     )
     add_train_options(compare, skip=("model", "name", "out"))  # compare names its runs itself
     compare.set_defaults(handler=run)
@@ -49,5 +54,11 @@ def run(args: argparse.Namespace) -> int:
         print("actiscope: error: every architecture failed; see the status column above", file=sys.stderr)
         return 1
     print(f"best by {args.select}: {result.best.model}; its package: {out.best}")
+    blend = result.ensemble
+    if blend is not None and blend.run:
+        print(
+            f"{blend.model}: {args.select} {getattr(blend, args.select):.4f}, {blend.infer_ms} ms/image "
+            f"({blend.backend}); its package: {out.ensemble.model}"
+        )
     failed = [r for r in result.rows if r.status != "done"]
     return 1 if failed else 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from actiscope.cli.arguments import ArgumentParser, UsageError, add_inference_args, add_model_arg
 
 if TYPE_CHECKING:
+    from actiscope.data.images import Box
     from actiscope.predict import InputFile, Predictor
 
 log = logging.getLogger("actiscope")
@@ -38,6 +39,13 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     predict.add_argument("--window", type=float, default=2.0, help="--timeline window, seconds")
     predict.add_argument("--stride", type=float, default=1.0, help="--timeline step, seconds")
     predict.add_argument("--out", type=Path, help="write a CSV here (default: print a table)")
+    predict.add_argument(
+        "--boxes",
+        type=Path,
+        metavar="CSV",
+        help="person boxes (columns path,xmin,ymin,xmax,ymax; paths relative to the CSV) for a model "
+        "trained on person crops: each image is cropped as in training",
+    )
     predict.add_argument("--top-k", type=int, default=3)
     add_inference_args(predict)
     predict.add_argument(
@@ -50,15 +58,17 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.predict import Predictor, write_predictions_csv
+    from actiscope.predict import Predictor, boxes_for, write_predictions_csv
 
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    boxes_by_file = _read_boxes(args)  # before the model loads: a mistake there is found at once
     predictor = Predictor.load(args.model, backend=args.backend)
     what = _plural(predictor.meta.kind)
     files = _inputs(args, predictor)
+    boxes = None if boxes_by_file is None else boxes_for(files, boxes_by_file)
     start = time.perf_counter()
-    rows = _predict(args, predictor, files)
+    rows = _predict(args, predictor, files, boxes)
     seconds = time.perf_counter() - start
 
     if args.out:
@@ -77,7 +87,41 @@ def run(args: argparse.Namespace) -> int:
     )
     for row in failed[:FAILED_SHOWN]:
         print(f"  failed: {row['filename']}: {row['error']}", file=sys.stderr)
+    if predictor.crops_person:
+        print(_crop_summary(rows, predictor, args.boxes))
     return min(len(failed), MAX_EXIT_STATUS)
+
+
+def _read_boxes(args: argparse.Namespace) -> dict[Path, Box] | None:
+    """--boxes read, for a model whose model.json records a person crop (None without --boxes)."""
+    from actiscope.package import read_meta
+    from actiscope.predict import read_boxes
+
+    if args.boxes is None:
+        return None
+    meta = read_meta(args.model)
+    if meta.person_crop is None or meta.kind != "image":
+        raise UsageError(
+            f"--boxes: {args.model} was trained on whole images (its model.json records no person crop); "
+            "drop --boxes"
+        )
+    return read_boxes(args.boxes)
+
+
+def _crop_summary(rows: list[Row], predictor: Predictor, boxes: Path | None) -> str:
+    """The line that says which images were given as the person crop the model expects."""
+    from actiscope.predict.batch import CROPPED, WHOLE
+
+    cropped = sum(r.get("input") == CROPPED for r in rows)
+    whole = sum(r.get("input") == WHOLE for r in rows)
+    margin = f"margin {predictor.meta.person_crop:g}"
+    if boxes is None:
+        return (
+            f"this model was trained on person crops ({margin}) and no --boxes were given: "
+            f"the whole image was used for all {whole} images"
+        )
+    line = f"person crops ({margin}): {cropped} cropped to their box in {boxes}"
+    return line + (f"; {whole} without a box there: the whole image was used" if whole else "")
 
 
 def _plural(kind: str) -> str:
@@ -102,7 +146,9 @@ def _inputs(args: argparse.Namespace, predictor: Predictor) -> list[InputFile]:
     return files
 
 
-def _predict(args: argparse.Namespace, predictor: Predictor, files: list[InputFile]) -> list[Row]:
+def _predict(
+    args: argparse.Namespace, predictor: Predictor, files: list[InputFile], boxes: list[Box | None] | None
+) -> list[Row]:
     from actiscope.cli.progress import Progress
     from actiscope.predict import predict_rows, timeline_rows
 
@@ -111,8 +157,9 @@ def _predict(args: argparse.Namespace, predictor: Predictor, files: list[InputFi
     unit = _plural(predictor.meta.kind)[:-1]
     with Progress("predict", unit, len(files)) as bar:
         return predict_rows(
-            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
-        )
+            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers,
+            progress=bar, boxes=boxes,
+        )  # fmt: skip
 
 
 def _print_table(rows: list[Row], top_k: int) -> None:

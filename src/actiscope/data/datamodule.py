@@ -101,6 +101,14 @@ class ActionDataModule(L.LightningDataModule):
         self.datasets: dict[str, MediaSamples | TensorDataset] = {}  # the latter: cached features
         self.skipped: dict[str, dict[int, str]] = {}
 
+    @property
+    def person_crop(self) -> float | None:
+        """The margin of the person crops the model trains on, for its model.json: None when it sees
+        whole images (no --crop-person, clips, or no training image with a person box)."""
+        if self.crop_margin is None or self.frames or not any(s.box for s in self.manifest.samples("train")):
+            return None
+        return self.crop_margin
+
     def prepare_data(self) -> None:
         # Called on one process only (rank 0): decode once, the other ranks then open the same files.
         if self.use_cache:

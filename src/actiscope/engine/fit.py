@@ -220,7 +220,7 @@ def _fit(
     package = None
     if trainer.is_global_zero:
         save_package(module.model, run.model, class_names=manifest.classes, metrics=metrics,
-                     weights=module.weights_provenance)  # fmt: skip
+                     weights=module.weights_provenance, person_crop=datamodule.person_crop)  # fmt: skip
         package = run.model
     return RunResult(run.path, metrics, trainer.current_epoch, package, trainer.loggers)
 

@@ -2,6 +2,8 @@
 
 By default the images are the run's own test split (its split.json), so a figure is never measured on
 images the model trained on. Prediction goes through the one Predictor (the same preprocessing as serving).
+A model trained on person crops is given each image's person box from the data (Stanford 40's XML
+annotations), and metrics.json and report.md say how many images had none and were used whole.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from actiscope.errors import ActiscopeError
 from actiscope.evaluate import plots
 from actiscope.evaluate.metrics import calibration, classification_metrics
 from actiscope.files import atomic_output, atomic_write_text
-from actiscope.package import describe_weights, package_dir, package_split, read_meta
+from actiscope.package import describe_weights, member_dirs, package_dir, package_split, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import EvalDir
 
@@ -72,10 +74,11 @@ def evaluate(
     predictor = Predictor.load(directory, backend=backend)
     index = {name: i for i, name in enumerate(meta.class_names)}
     paths = [s.path for s in samples]
+    boxes = [s.box for s in samples]
     rows: dict[int, np.ndarray] = {}
     unreadable: list[dict[str, str]] = []
     for i, probs, error in predictor.file_probabilities(
-        paths, batch_size=batch_size, workers=workers, tta=tta
+        paths, batch_size=batch_size, workers=workers, tta=tta, boxes=boxes
     ):
         if probs is None:
             unreadable.append({"path": str(paths[i]), "error": str(error)})
@@ -93,11 +96,20 @@ def evaluate(
     files = [paths[i] for i in kept]
 
     metrics = classification_metrics(y_true, probs, meta.class_names)
+    cropped = sum(predictor.preprocess.crops(boxes[i]) for i in kept)
+    if predictor.crops_person and cropped < len(kept):
+        log.warning("%s: %d of %d images have no person box and were given whole; the model was trained on "
+                    "person crops", source, len(kept) - cropped, len(kept))  # fmt: skip
+    described = {
+        "architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size,
+        "kind": meta.kind, "frames": meta.frames, "weights": meta.weights, "person_crop": meta.person_crop,
+        "members": [read_meta(d).architecture for d in member_dirs(directory, meta)],
+    }  # fmt: skip
     metrics = {
-        "model": {"architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size,
-                  "kind": meta.kind, "frames": meta.frames, "weights": meta.weights},
-        "data": source, "split": split, "backend": predictor.backend, "tta": tta,
-        "unreadable": len(unreadable), "unreadable_files": unreadable, **metrics,
+        "model": described, "data": source, "split": split, "backend": predictor.backend, "tta": tta,
+        "unreadable": len(unreadable), "unreadable_files": unreadable,
+        "person_boxes": {"cropped": cropped, "whole": len(kept) - cropped if predictor.crops_person else 0},
+        **metrics,
     }  # fmt: skip
     target.path.mkdir(parents=True, exist_ok=True)
     _write_predictions(target.predictions, files, y_true, probs, meta.class_names)
@@ -207,6 +219,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _model_lines(m: dict[str, Any]) -> list[str]:
+    """The report's lines on the model: its starting weights (an ensemble: its members) and its input."""
+    model = m["model"]
+    if model.get("members"):
+        lines = [f"- an ensemble: the mean of the probabilities of {', '.join(model['members'])}"]
+    else:
+        lines = [f"- starting weights: {describe_weights(model.get('weights', {}))}"]
+    crop, boxes = model.get("person_crop"), m.get("person_boxes", {})
+    if crop is None:
+        return [*lines, "- input: whole images (the model was trained on whole images)"]
+    line = (
+        f"- input: person crops (margin {crop:g}), from the data's boxes for {boxes.get('cropped', 0)} images"
+    )
+    if boxes.get("whole"):
+        line += f"; {boxes['whole']} had no person box and were given whole (the model expects a crop)"
+    return [*lines, line]
+
+
 def render_report(metrics: dict[str, Any], plot_names: Sequence[str]) -> str:
     """report.md: the summary, the per-class table and every plot that exists, in one file."""
     m = metrics
@@ -217,7 +247,7 @@ def render_report(metrics: dict[str, Any], plot_names: Sequence[str]) -> str:
         f"- images evaluated: {m['images']}; unreadable: {m['unreadable']}",
         f"- backend: {m['backend']}; test-time augmentation: {'horizontal flip' if m['tta'] else 'none'}",
         f"- model package: `{m['model']['package']}`",
-        f"- starting weights: {describe_weights(m['model'].get('weights', {}))}",
+        *_model_lines(m),
         "",
         "## Summary",
         "",

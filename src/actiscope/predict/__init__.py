@@ -4,7 +4,8 @@ preprocess  model.json's preprocessing, through the functions training uses (Pre
 backends    PyTorch and ONNX Runtime behind one Protocol (Backend), and the `auto` rule (choose_backend)
 pool        decoding files in background processes beside inference (decoded_batches)
 predictor   the Predictor, and what it returns (Prediction, Segment)
-batch       many files in, a CSV of predictions out (collect_inputs, predict_rows, write_predictions_csv)
+batch       many files in, a CSV of predictions out (collect_inputs, read_boxes, predict_rows,
+            write_predictions_csv)
 
 Nothing here imports torch unless the PyTorch backend is loaded, nor any training code.
 """
@@ -22,9 +23,11 @@ from actiscope.predict.backends import (
 from actiscope.predict.batch import (
     InputFile,
     Progress,
+    boxes_for,
     collect_inputs,
     predict_rows,
     prediction_row,
+    read_boxes,
     timeline_rows,
     write_predictions_csv,
 )
@@ -46,12 +49,14 @@ __all__ = [
     "Progress",
     "Segment",
     "TorchBackend",
+    "boxes_for",
     "choose_backend",
     "collect_inputs",
     "decoded_batches",
     "load_backend",
     "predict_rows",
     "prediction_row",
+    "read_boxes",
     "softmax",
     "timeline_rows",
     "write_predictions_csv",

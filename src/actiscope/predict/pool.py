@@ -18,25 +18,36 @@ from pathlib import Path
 
 import numpy as np
 
+from actiscope.data.images import Box
 from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.predict.preprocess import Preprocessor
 
 DecodedBatch = tuple[list[int], np.ndarray, dict[int, str]]  # indices, uint8 pixels of the readable, errors
 _Decoded = tuple[int, dict[int, str]]  # how many were readable, {index: error}
 _Job = tuple[int, int, int, Future[_Decoded]]  # first index, batch size, slot, the decoding
+_Chunk = list[tuple[Path, Box | None]]  # the files of one batch and their person boxes
 
 
 def decoded_batches(
-    paths: Sequence[Path], preprocess: Preprocessor, batch_size: int = 32, workers: int = 2
+    paths: Sequence[Path],
+    preprocess: Preprocessor,
+    batch_size: int = 32,
+    workers: int = 2,
+    *,
+    boxes: Sequence[Box | None] | None = None,
 ) -> Generator[DecodedBatch, None, None]:
     """(indices, uint8 pixels of the readable files, {index: error}) per batch of `paths`, in order.
+    `boxes`: each file's person box (None where none is known), for a model trained on person crops.
 
     `workers` processes decode at the lowest CPU priority, at most two batches each ahead: inference
     keeps the cores it needs, decoding takes what it leaves, and memory stays bounded however many
     files there are. They write into memory shared with this process, so no pixels are pickled through
     a pipe. 0 (or a system without fork) decodes here, between batches.
     """
-    jobs = ((start, list(paths[start : start + batch_size])) for start in range(0, len(paths), batch_size))
+    if boxes is not None and len(boxes) != len(paths):
+        raise ValueError(f"{len(boxes)} boxes for {len(paths)} files")
+    items = list(zip(paths, boxes if boxes is not None else [None] * len(paths), strict=True))
+    jobs = ((start, items[start : start + batch_size]) for start in range(0, len(items), batch_size))
     if workers <= 0 or "fork" not in multiprocessing.get_all_start_methods():
         for start, chunk in jobs:
             out = np.empty((len(chunk), *preprocess.shape), np.uint8)
@@ -90,17 +101,17 @@ def _start_worker(slots: _Slots) -> None:
     os.nice(19)
 
 
-def _decode_in_slot(slot: int, preprocess: Preprocessor, start: int, paths: list[Path]) -> _Decoded:
+def _decode_in_slot(slot: int, preprocess: Preprocessor, start: int, chunk: _Chunk) -> _Decoded:
     assert _worker_slots is not None, "runs in a decoding process, after _start_worker"
-    return _decode_into(_worker_slots.batch(slot), preprocess, start, paths)
+    return _decode_into(_worker_slots.batch(slot), preprocess, start, chunk)
 
 
-def _decode_into(out: np.ndarray, preprocess: Preprocessor, start: int, paths: list[Path]) -> _Decoded:
-    """Decode `paths` into the first rows of `out`; (how many were readable, {index: error})."""
+def _decode_into(out: np.ndarray, preprocess: Preprocessor, start: int, chunk: _Chunk) -> _Decoded:
+    """Decode the files of `chunk` into the first rows of `out`; (how many were readable, {index: error})."""
     count, errors = 0, {}
-    for i, path in enumerate(paths, start):
+    for i, (path, box) in enumerate(chunk, start):
         try:
-            out[count] = preprocess.pixels_uint8(path)
+            out[count] = preprocess.pixels_uint8(path, box)
             count += 1
         except MediaReadError as exc:
             errors[i] = exc.reason

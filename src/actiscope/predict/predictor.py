@@ -1,5 +1,9 @@
 """The one Predictor: a model package in, top-k classes with probabilities out. The CLI, evaluation and
-the web app all use it, with the preprocessing recorded in model.json (see preprocess.py)."""
+the web app all use it, with the preprocessing recorded in model.json (see preprocess.py).
+
+An ensemble package loads like any other: its members share one input, so each image is decoded once,
+and its runtime (one network in PyTorch, one graph in ONNX) returns the log of the members' mean
+probabilities, whose softmax is that mean (models.ensemble)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from actiscope.data.images import Box
 from actiscope.data.transforms import hflip_tta
 from actiscope.data.video import VideoLimits, probe_video, read_clip, window_frames, windows
 from actiscope.errors import ActiscopeError
@@ -81,32 +86,62 @@ class Predictor:
             probs = (probs + softmax(self.logits(hflip_tta(batch)))) / 2
         return probs
 
+    @property
+    def crops_person(self) -> bool:
+        """Whether the model was trained on person crops: it wants each image's person box."""
+        return self.meta.person_crop is not None and self.meta.kind == "image"
+
     def predict(
-        self, inputs: Sequence[ImageInput], *, top_k: int = 3, batch_size: int = 32, tta: bool = False
+        self,
+        inputs: Sequence[ImageInput],
+        *,
+        top_k: int = 3,
+        batch_size: int = 32,
+        tta: bool = False,
+        boxes: Sequence[Box | None] | None = None,
     ) -> list[Prediction]:
-        """Predict in-memory images/clips or files; a bad file raises MediaReadError naming it."""
+        """Predict in-memory images/clips or files; a bad file raises MediaReadError naming it. `boxes`:
+        each input's person box (None where none is known), used if the model was trained on crops."""
+        boxed = list(boxes) if boxes is not None else [None] * len(inputs)
+        if len(boxed) != len(inputs):
+            raise ValueError(f"{len(boxed)} boxes for {len(inputs)} inputs")
         out: list[Prediction] = []
         for start in range(0, len(inputs), batch_size):
-            batch = np.stack([self.preprocess(item) for item in inputs[start : start + batch_size]])
+            chunk = zip(inputs[start : start + batch_size], boxed[start : start + batch_size], strict=True)
+            batch = np.stack([self.preprocess(item, box) for item, box in chunk])
             out += self._rank(self.probabilities(batch, tta=tta), top_k)
         return out
 
     def file_probabilities(
-        self, paths: Sequence[Path], *, batch_size: int = 32, workers: int = 2, tta: bool = False
+        self,
+        paths: Sequence[Path],
+        *,
+        batch_size: int = 32,
+        workers: int = 2,
+        tta: bool = False,
+        boxes: Sequence[Box | None] | None = None,
     ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         """(index, probabilities, error) for each file, in order. Decoding runs in `workers` background
         processes in parallel with inference (see `pool.decoded_batches`), and an unreadable file yields
-        its error instead of stopping the run."""
-        for indices, batch, errors in decoded_batches(paths, self.preprocess, batch_size, workers):
+        its error instead of stopping the run. `boxes`: as in `predict`."""
+        batches = decoded_batches(paths, self.preprocess, batch_size, workers, boxes=boxes)
+        for indices, batch, errors in batches:
             probs = iter(self.probabilities(self.preprocess.normalize(batch), tta=tta) if len(batch) else [])
             for i in indices:
                 yield (i, None, errors[i]) if i in errors else (i, next(probs), None)
 
     def predict_files(
-        self, paths: Sequence[Path], *, top_k: int = 3, batch_size: int = 32, workers: int = 2
+        self,
+        paths: Sequence[Path],
+        *,
+        top_k: int = 3,
+        batch_size: int = 32,
+        workers: int = 2,
+        boxes: Sequence[Box | None] | None = None,
     ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
         """(path, prediction, error) for each file, in order (see `file_probabilities`)."""
-        for i, probs, error in self.file_probabilities(paths, batch_size=batch_size, workers=workers):
+        results = self.file_probabilities(paths, batch_size=batch_size, workers=workers, boxes=boxes)
+        for i, probs, error in results:
             yield paths[i], None if probs is None else self._rank(probs[None], top_k)[0], error
 
     def timeline(

@@ -29,7 +29,7 @@ from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video, resize_frame
 from actiscope.errors import ActiscopeError, MediaReadError
 from actiscope.files import atomic_output
-from actiscope.package import check_weights, describe_weights, package_dir, read_meta
+from actiscope.package import PackageMeta, check_weights, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir, TuneDir
 from actiscope.web.admission import Admission, Busy
@@ -246,6 +246,17 @@ def check_package(path: Path) -> Predictor:
 
 
 # -- predictions ----------------------------------------------------------------------------------------
+def upload_note(meta: PackageMeta) -> str:
+    """What an upload is given to the model as, when that is not what it was trained on: no person box
+    is known for an upload, so a model trained on person crops gets the whole image. "" otherwise."""
+    if meta.person_crop is None or meta.kind != "image":
+        return ""
+    return (
+        f"this model expects a person crop (it was trained on images cropped to the person box, margin "
+        f"{meta.person_crop:g}); no box is known for an upload, so the whole image was used"
+    )
+
+
 def classify(files: list[Any], top_k: int = 5) -> list[Prediction]:
     """Predict and store every upload, or none of them: files and rows are removed on any failure."""
     check_count(files)  # before loading a model
@@ -270,10 +281,12 @@ def _classify(files: list[Any], top_k: int) -> list[Prediction]:
         except MediaReadError as exc:  # a clip whose header was fine but whose frames are not
             raise ServiceError(400, f"{upload.name}: {exc.reason}") from None
         results.append((upload, prediction, timeline, (time.perf_counter() - start) * 1000))
-    return _store(results, served)
+    return _store(results, served, upload_note(predictor.meta))
 
 
-def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -> list[Prediction]:
+def _store(
+    results: list[tuple[Upload, Any, Any, float]], served: ServedModel, note: str = ""
+) -> list[Prediction]:
     """The uploads and their rows, all or none: files are removed on any failure, and each is written
     whole or not at all (a worker killed mid-write leaves no file under an upload's name)."""
     media = Path(settings.MEDIA_ROOT)
@@ -306,6 +319,7 @@ def _store(results: list[tuple[Upload, Any, Any, float]], served: ServedModel) -
                         timeline=timeline,
                         latency_ms=round(latency, 2),
                         top_k=[[label, round(p, 6)] for label, p in prediction.top_k],
+                        input_note=note,
                     )
                 )
         return rows
@@ -321,6 +335,7 @@ class LiveAnswer:
     latency_ms: float
     saved: int | None  # the History row, when the frame was saved
     window: tuple[int, int] | None = None  # a video model: (frames in the window, frames the model takes)
+    note: str = ""  # upload_note: a model trained on person crops was given the whole frame
 
 
 def live_frame(frame: Any, *, save: bool = False, top_k: int = 5, session: str = "") -> LiveAnswer:
@@ -346,9 +361,10 @@ def live_frame(frame: Any, *, save: bool = False, top_k: int = 5, session: str =
                 return LiveAnswer(None, round((time.perf_counter() - start) * 1000, 2), None, window)
         (prediction,) = predictor.predict([source], top_k=top_k)
         latency = (time.perf_counter() - start) * 1000
-        saved = _store([(upload, prediction, None, latency)], served)[0].pk if save else None
+        note = upload_note(predictor.meta)
+        saved = _store([(upload, prediction, None, latency)], served, note)[0].pk if save else None
     top = [(label, round(p, 6)) for label, p in prediction.top_k]
-    return LiveAnswer(top, round(latency, 2), saved, window)
+    return LiveAnswer(top, round(latency, 2), saved, window, note)
 
 
 def _live_windows() -> LiveWindows:
@@ -470,7 +486,8 @@ def run_summary(run: RunDir) -> RunSummary:
     if has_model:
         try:
             meta = read_meta(run.model)
-            metrics, architecture, weights = meta.metrics, meta.architecture, describe_weights(meta.weights)
+            metrics, architecture = meta.metrics, meta.architecture
+            weights = "its members' (an ensemble)" if meta.is_ensemble else describe_weights(meta.weights)
         except ActiscopeError:
             has_model = False
     modified = max(
@@ -586,6 +603,7 @@ def run_page(run: RunDir) -> RunPage:
 class Leaderboard:
     name: str  # the comparison's folder
     rows: list[dict[str, str]]  # leaderboard.csv's rows, best first
+    ensemble: str | None = None  # the run name of its ensemble package (served like a run), if it has one
 
 
 def leaderboards() -> list[Leaderboard]:
@@ -595,7 +613,9 @@ def leaderboards() -> list[Leaderboard]:
     for comparison in (CompareDir(p) for p in sorted(root.glob("*"))):
         if comparison.has_leaderboard():
             with comparison.leaderboard.open(newline="", encoding="utf-8") as fh:
-                boards.append(Leaderboard(comparison.path.name, list(csv.DictReader(fh))))
+                rows = list(csv.DictReader(fh))
+            ensemble = run_name(comparison.ensemble) if comparison.ensemble.has_model() else None
+            boards.append(Leaderboard(comparison.path.name, rows, ensemble))
     return boards
 
 

@@ -43,6 +43,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "model_name",
             "model_version",
             "latency_ms",
+            "input_note",
             "image_url",
         ]
 
@@ -142,6 +143,19 @@ class EvaluatedModelSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["image", "video"])
     frames = serializers.IntegerField(allow_null=True)
     weights = serializers.DictField(child=serializers.CharField(), help_text="name, source, sha256, file")
+    person_crop = serializers.FloatField(
+        allow_null=True, help_text="the margin of the person crops it was trained on; null: whole images"
+    )
+    members = serializers.ListField(
+        child=serializers.CharField(), help_text="an ensemble's member architectures; [] for one model"
+    )
+
+
+class PersonBoxesSerializer(serializers.Serializer):
+    cropped = serializers.IntegerField(help_text="images given as their person crop (a box in the data)")
+    whole = serializers.IntegerField(
+        help_text="images of a model trained on person crops given whole, for want of a box"
+    )
 
 
 class UnreadableFileSerializer(serializers.Serializer):
@@ -174,6 +188,7 @@ class MetricsSerializer(serializers.Serializer):
     tta = serializers.BooleanField()
     unreadable = serializers.IntegerField()
     unreadable_files = UnreadableFileSerializer(many=True)
+    person_boxes = PersonBoxesSerializer()
     images = serializers.IntegerField()
     accuracy = serializers.FloatField()
     balanced_accuracy = serializers.FloatField(allow_null=True)
@@ -225,4 +240,9 @@ class LiveAnswerSerializer(serializers.Serializer):
     saved = serializers.IntegerField(allow_null=True, help_text="the History entry, when the frame was saved")
     window = LiveWindowSerializer(
         allow_null=True, help_text="a video model's window; null for an image model"
+    )
+    note = serializers.CharField(
+        allow_blank=True,
+        help_text="set when the model was trained on person crops: no box is known for a frame, so the "
+        "whole frame was used",
     )

@@ -21,6 +21,9 @@ class Prediction(models.Model):
     top_k = models.JSONField()  # [[label, probability], ...] best first
     latency_ms = models.FloatField()
     timeline = models.JSONField(null=True, blank=True)  # clips: [[start s, end s, label, probability], ...]
+    # what the model was given when it differs from what it was trained on (a model trained on person
+    # crops given a whole upload); "" when it got what it expects, and before 0004
+    input_note = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["-created", "-id"]

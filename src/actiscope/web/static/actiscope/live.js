@@ -72,7 +72,8 @@
       answered += 1;
       last = answer;
       draw(answer);
-      say(keep && answer.saved ? `saved to History (#${answer.saved})` : "live");
+      const state = keep && answer.saved ? `saved to History (#${answer.saved})` : "live";
+      say(answer.note ? `${state} · ${answer.note}` : state);
     } catch (err) {
       say(String(err.message || err), true);
     } finally {
