@@ -375,6 +375,10 @@ def check_weights(directory: Path, meta: PackageMeta) -> None:
     architecture model.json names (`save_package` records it)."""
     from safetensors import SafetensorError, safe_open
 
+    if meta.is_ensemble:  # its weights are its members'
+        for member in member_dirs(directory, meta):
+            check_weights(member, read_meta(member))
+        return
     weights = directory / WEIGHTS_FILE
     try:
         with safe_open(str(weights), framework="numpy") as reader:
