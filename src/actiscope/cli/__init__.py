@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from actiscope import __version__
 from actiscope.cli import compare, data, evaluate, explain, export, models, predict, serve, train, weights
 from actiscope.cli.arguments import ArgumentParser
 from actiscope.errors import ActiscopeError
+from actiscope.version import __version__
 
 log = logging.getLogger("actiscope")
 
