@@ -75,16 +75,20 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from actiscope.data.formats import load_dataset
-    from actiscope.data.inspect import inspect_dataset, write_report
+    from actiscope import api
 
-    dataset = load_dataset(args.data, args.format, images=args.images)
-    report = inspect_dataset(dataset, max_distance=args.near_distance, workers=args.workers)
-    print_inspect(report)
+    inspection = api.inspect(
+        args.data,
+        format=args.format,
+        images=args.images,
+        near_distance=args.near_distance,
+        workers=args.workers,
+    )
+    print_inspect(inspection.report)
     if args.out:
-        for path in write_report(report, dataset, args.out):
+        for path in inspection.save(args.out):
             print(f"wrote {path}")
-    return 1 if report.has_problems else 0
+    return 1 if inspection.has_problems else 0
 
 
 def run_split(args: argparse.Namespace) -> int:

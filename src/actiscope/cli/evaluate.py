@@ -24,17 +24,17 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.evaluate.report import evaluate
+    from actiscope import api
     from actiscope.run import EvalDir
 
-    result = evaluate(
+    result = api.evaluate(
         args.model,
         args.data,
         split=args.split,
         out=args.out,
         tta=args.tta,
         backend=args.backend,
-        data_format=args.format,
+        format=args.format,
         batch_size=args.batch_size,
         workers=args.workers,
     )

@@ -2,17 +2,15 @@
 `actiscope.options.TrainOptions`, where every option is declared with its help text.
 
 Only what the user gives (on the command line, or in a `--config` file) is fixed; the recipe that fits
-it fills the rest (`TrainOptions.recipe`).
+it fills the rest, as for the Python API (`actiscope.api.train_options`, which resolves `--weights auto`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from actiscope.cli.arguments import UsageError
-from actiscope.options import ModelOptions, TrainOptions, add_arguments, given_options
+from actiscope.options import TrainOptions, add_arguments, given_options
 
 
 def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
@@ -27,27 +25,9 @@ def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] 
     add_arguments(parser, skip)
 
 
-def train_options(
-    args: argparse.Namespace, data: str | None, *, skip: tuple[str, ...] = ()
-) -> tuple[TrainOptions, list[str]]:
-    """The options that the file, the command line and the recipe give (in that order of precedence:
-    command line, file, recipe), and the lines that say what was chosen. DATA may come from the file."""
-    given: dict[str, Any] = {}
-    if args.config is not None:
-        from_file = TrainOptions.from_yaml(args.config).flat()
-        given = {k: v for k, v in from_file.items() if k not in skip}
-    given |= given_options(args, skip)
-    data = data if data is not None else given.get("data")
-    given.pop("data", None)
-    if data is None:
-        raise UsageError("give DATA (a dataset folder or CSV), or a --config file that names one")
-    lines = []
-    if given.get("weights") == "auto":
-        from actiscope.models.weights import resolve_auto
+def train_options(args: argparse.Namespace, data: str | None) -> tuple[TrainOptions, list[str]]:
+    """The options that the command line, the `--config` file and the recipe give (in that order of
+    precedence), and the lines that say what was chosen. DATA may come from the file."""
+    from actiscope.api import train_options as resolve
 
-        architecture = given.get("model", ModelOptions.architecture)
-        given["weights"], why = resolve_auto(architecture)
-        if why:
-            lines.append(f"training from scratch: {why}")
-    options, recipe = TrainOptions.recipe(str(data), scratch_recipe=bool(lines), **given)
-    return options, [*lines, *([recipe] if recipe else [])]
+    return resolve(data, config=args.config, **given_options(args))

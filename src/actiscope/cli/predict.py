@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actiscope.cli.arguments import ArgumentParser, UsageError, add_inference_args, add_model_arg
+from actiscope.cli.arguments import ArgumentParser, add_inference_args, add_model_arg
 
 if TYPE_CHECKING:
-    from actiscope.predict import InputFile, Predictor
-
-log = logging.getLogger("actiscope")
+    from actiscope.predict import Progress
 
 Row = dict[str, object]  # one CSV row: filename, [start, end,] label, confidence, topN_label, ..., error
 FAILED_SHOWN = 10
@@ -50,29 +47,42 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.predict import Predictor, write_predictions_csv
+    from tqdm import tqdm
 
-    if args.top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
-    predictor = Predictor.load(args.model, backend=args.backend)
+    from actiscope import api
+
+    predictor = api.Predictor.load(args.model, backend=args.backend)
     what = _plural(predictor.meta.kind)
-    files = _inputs(args, predictor)
-    start = time.perf_counter()
-    rows = _predict(args, predictor, files)
-    seconds = time.perf_counter() - start
+    with contextlib.ExitStack() as bars:
+
+        def progress(total: int) -> Progress:
+            return bars.enter_context(
+                tqdm(total=total, unit=what[:-1], disable=not sys.stderr.isatty(), file=sys.stderr)
+            )
+
+        rows = api.predict(
+            predictor,
+            args.inputs,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            timeline=args.timeline,
+            window=args.window,
+            stride=args.stride,
+            progress=progress,
+        )
 
     if args.out:
-        submission = args.format == "submission"
-        write_predictions_csv(rows, args.out, top_k=args.top_k, submission=submission, timeline=args.timeline)
+        rows.to_csv(args.out, submission=args.format == "submission")
         print(f"wrote {args.out}")
     else:
         _print_table(rows, args.top_k)
-    failed = [r for r in rows if r.get("error")]
-    done = f"{len(files) - len(failed)} {what}"
+    failed = rows.failed
+    done = f"{rows.files - len(failed)} {what}"
     if args.timeline:
         done += f", {len(rows) - len(failed)} windows"
     print(
-        f"{done} predicted, {len(failed)} failed, {len(files) / seconds:.1f} {what}/s "
+        f"{done} predicted, {len(failed)} failed, {rows.files / rows.seconds:.1f} {what}/s "
         f"({predictor.backend} backend)"
     )
     for row in failed[:FAILED_SHOWN]:
@@ -83,37 +93,6 @@ def run(args: argparse.Namespace) -> int:
 def _plural(kind: str) -> str:
     """What a model of this kind predicts, for messages."""
     return "clips" if kind == "video" else "images"
-
-
-def _inputs(args: argparse.Namespace, predictor: Predictor) -> list[InputFile]:
-    """The files to predict, after the checks that need the model's kind. (Candidates for the library's
-    batch-input code, which this change may not edit.)"""
-    from actiscope.predict import collect_inputs
-
-    kind = predictor.meta.kind
-    what = _plural(kind)
-    if args.timeline and kind != "video":
-        raise UsageError(f"--timeline needs a video model; {args.model} is an image model")
-    files, skipped = collect_inputs(args.inputs, kind)
-    if not files:
-        raise UsageError(f"no {what} to predict in " + ", ".join(map(str, args.inputs)))
-    if skipped:
-        log.info("skipped %d files that are not %s by extension (e.g. %s)", len(skipped), what, skipped[0])
-    return files
-
-
-def _predict(args: argparse.Namespace, predictor: Predictor, files: list[InputFile]) -> list[Row]:
-    from tqdm import tqdm
-
-    from actiscope.predict import predict_rows, timeline_rows
-
-    if args.timeline:
-        return timeline_rows(predictor, files, window=args.window, stride=args.stride, top_k=args.top_k)
-    unit = _plural(predictor.meta.kind)[:-1]
-    with tqdm(total=len(files), unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-        return predict_rows(
-            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers, progress=bar
-        )
 
 
 def _print_table(rows: list[Row], top_k: int) -> None:

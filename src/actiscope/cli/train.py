@@ -27,13 +27,14 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from actiscope.engine.fit import resume_config, run_name
+    from actiscope import api
+    from actiscope.engine.fit import run_name
     from actiscope.run import RunDir
-    from actiscope.workflows import train
 
-    chosen: list[str] = []
     if args.resume:
-        options = resume_config(args.resume, epochs=args.epochs, time_limit=args.time_limit)
+        options, chosen = api.train_options(
+            resume=args.resume, epochs=args.epochs, time_limit=args.time_limit
+        )
     else:
         options, chosen = train_options(args, None if args.data is None else str(args.data))
         if options.trainer.devices * options.trainer.num_nodes > 1 and not options.output.name:
@@ -44,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {line}")
         print(options.to_yaml(), end="")
         return 0
-    result = train(options, resume=args.resume, announce=chosen)
+    result = api.train(options, resume=args.resume, announce=chosen)
     m = result.metrics
-    print(f"run: {result.run_dir}")
+    print(f"run: {result.path}")
     print(
         f"test accuracy {m.get('test_acc', float('nan')):.4f}, macro-F1 {m.get('test_f1', float('nan')):.4f} "
-        f"(best epoch {m.get('best_epoch')} of {result.epochs}); model package: {RunDir(result.run_dir).model}"
+        f"(best epoch {m.get('best_epoch')} of {result.epochs}); model package: {RunDir(result.path).model}"
     )
     return 0
