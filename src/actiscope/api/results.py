@@ -187,7 +187,9 @@ class Evaluation:
             f"Evaluation: {m['images']} images of {show.escape(m['data'])} ({m['backend']} backend); "
             f"report <code>{show.escape(self.report)}</code>",
             show.key_values(summary.items()),
-            show.table([{c: row[c] for c in columns} for row in self.per_class]),
+            show.table(
+                [{c: show.number(row[c]) for c in columns} for row in self.per_class]
+            ),  # None: undefined
             show.png(EvalDir(self.out).plot("confusion_matrix.png"), "confusion matrix"),
         )
 
