@@ -79,6 +79,24 @@ def colour_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_colour_classes(tmp_path_factory.mktemp("colours"))
 
 
+@pytest.fixture
+def offline_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torchvision hub cache and weights store of the test's own, and no download: torch.hub's
+    download (behind torchvision's weights and timm's URLs) fails as it does offline. The model tests
+    all run so (tests/models/conftest.py)."""
+    from urllib.error import URLError
+
+    import torch
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise URLError(f"no network in tests ({url})")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("ACTISCOPE_WEIGHTS", str(tmp_path / "weights-store"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own decoded-image cache folder."""

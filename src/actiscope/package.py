@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actiscope import __version__
 from actiscope.errors import ActiscopeError
 from actiscope.files import atomic_output, atomic_write_text
 from actiscope.run import CompareDir, RunDir
+from actiscope.version import __version__
 
 if TYPE_CHECKING:  # reading model.json (the ONNX backend) needs no torch
     from actiscope.models.ensemble import EnsembleModel

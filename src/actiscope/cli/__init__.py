@@ -14,7 +14,6 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
-from actiscope import __version__
 from actiscope.cli import (
     compare,
     data,
@@ -31,6 +30,7 @@ from actiscope.cli import (
 )
 from actiscope.cli.arguments import ArgumentParser
 from actiscope.errors import ActiscopeError
+from actiscope.version import __version__
 
 log = logging.getLogger("actiscope")
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from actiscope.cli.arguments import ArgumentParser, LibraryChoices, add_library_choice
-from actiscope.cli.options import add_train_options, train_options
+from actiscope.cli.options import add_train_options
+from actiscope.options import given_options
 
-log = logging.getLogger("actiscope")
+OWN = ("model", "name", "out")  # compare names and places each architecture's run itself
 
 
 def _select() -> Sequence[str]:
@@ -36,18 +36,23 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         help="also average the K best models into one package (OUT/ensemble/model), scored and timed "
         "like the others; its members must share one input size",
     )
-    add_train_options(compare, skip=("model", "name", "out"))  # compare names its runs itself
+    add_train_options(compare, skip=OWN)
     compare.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from actiscope import api
     from actiscope.run import CompareDir
-    from actiscope.workflows import compare
 
-    base, chosen = train_options(args, str(args.data), skip=("model", "name", "out"))
-    for line in chosen:
-        log.info(line)
-    result = compare(base, args.models.split(","), out=args.out, select=args.select, ensemble=args.ensemble)
+    result = api.compare(
+        args.data,
+        args.models.split(","),
+        out=args.out,
+        select=args.select,
+        ensemble=args.ensemble,
+        config=args.config,
+        **given_options(args, OWN),
+    )
     out = CompareDir(result.out)
     print(out.leaderboard_md.read_text(encoding="utf-8"))
     if result.best is None:

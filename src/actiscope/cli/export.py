@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.export import export
+    from actiscope import api
 
-    result = export(args.model, args.format, out=args.out, quantize=args.quantize)
+    result = api.export(args.model, args.format, out=args.out, quantize=args.quantize)
     print(f"wrote {result.path}")
     if result.max_prob_diff is not None:
         print(

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
 from actiscope.cli.arguments import UsageError
-from actiscope.options import ModelOptions, TrainOptions, add_arguments, given_options
+from actiscope.options import TrainOptions, add_arguments, given_options
 
 
 def add_train_options(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
@@ -32,26 +31,16 @@ def train_options(
     args: argparse.Namespace, data: str | None, *, skip: tuple[str, ...] = ()
 ) -> tuple[TrainOptions, list[str]]:
     """The options that the file, the command line and the recipe give (in that order of precedence:
-    command line, file, recipe), and the lines that say what was chosen. DATA may come from the file."""
-    given: dict[str, Any] = {}
-    if args.config is not None:
-        from_file = TrainOptions.from_yaml(args.config).flat()
-        given = {k: v for k, v in from_file.items() if k not in skip}
-    given |= given_options(args, skip)
-    data = data if data is not None else given.get("data")
-    given.pop("data", None)
-    if data is None:
-        raise UsageError("give DATA (a dataset folder or CSV), or a --config file that names one")
-    lines = []
-    if given.get("weights") == "auto":
-        from actiscope.models.weights import resolve_auto
+    command line, file, recipe), and the lines that say what was chosen: the Python API's resolution
+    (`actiscope.api.resolve_options`, where `--weights auto` is resolved), with the tracking URI of the
+    edge. DATA may come from the file."""
+    from actiscope.api import resolve_options
 
-        architecture = given.get("model", ModelOptions.architecture)
-        given["weights"], why = resolve_auto(architecture)
-        if why:
-            lines.append(f"training from scratch: {why}")
-    options, recipe = TrainOptions.recipe(str(data), scratch_recipe=bool(lines), **given)
-    return with_tracking_uri(options, given.get("mlflow_uri")), [*lines, *([recipe] if recipe else [])]
+    if data is None and args.config is None:
+        raise UsageError("give DATA (a dataset folder or CSV), or a --config file that names one")
+    given = given_options(args, skip)
+    options, lines = resolve_options(data, args.config, given, skip)
+    return with_tracking_uri(options, given.get("mlflow_uri")), lines
 
 
 def with_tracking_uri(options: TrainOptions, given: str | None) -> TrainOptions:

@@ -7,6 +7,7 @@ probabilities, whose softmax is that mean (models.ensemble)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class Predictor:
     @classmethod
     def load(
         cls,
-        path: str | Path,
+        path: str | os.PathLike[str],
         backend: str = "auto",
         *,
         bf16: bool | None = None,
@@ -63,10 +64,11 @@ class Predictor:
         """backend "auto": the int8 ONNX model if its recorded accuracy check passed, else the fp32 ONNX
         model, else PyTorch (see `choose_backend`). `bf16` forces the PyTorch backend's precision;
         `threads` caps the runtime's threads (None: its default, all cores); `video_limits` bound the
-        clips it reads (None: `VideoLimits()`)."""
+        clips it reads (None: `VideoLimits()`). `path`: a package, a run directory, or a path-like of one
+        (actiscope.api.Run)."""
         if backend not in BACKENDS:
             raise ActiscopeError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        directory = package_dir(path)
+        directory = package_dir(Path(path))
         meta = read_meta(directory)
         if backend == "auto":
             backend = choose_backend(directory, meta)
