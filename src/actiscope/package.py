@@ -7,6 +7,8 @@ normalisation, class names in index order, actiscope version and the headline me
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +62,7 @@ def save_package(
     weights: dict[str, str] | None = None,
 ) -> PackageMeta:
     """Write the deployable package; model.json goes last, so its presence means the package is whole."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     if len(class_names) != model.num_classes:
@@ -75,7 +78,13 @@ def save_package(
         (directory / stale).unlink(missing_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_output(directory / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"architecture": model.architecture})
+        try:
+            save_file(state, str(tmp), metadata={"architecture": model.architecture})
+        except SafetensorError as exc:  # its I/O errors come as text: a full disk is an OSError again
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from exc
     atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
     return meta
 
