@@ -198,6 +198,14 @@ def load_package(path: str | Path) -> tuple[ActionModel, PackageMeta]:
         state = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
         raise PackageError(f"{weights}: cannot read the weights ({exc})") from None
+    # load_state_dict casts: an edited header that relabels float32 bytes as int32 would load as nonsense
+    own = model.state_dict()
+    recast = [k for k, v in state.items() if k in own and v.dtype != own[k].dtype]
+    if recast:
+        raise PackageError(
+            f"{weights}: {recast[0]} is {state[recast[0]].dtype}, not {own[recast[0]].dtype}: the file is damaged "
+            "or edited; export the package again from its run"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
