@@ -83,7 +83,8 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
 
     with atomic_output(target) as tmp:
         if fmt == "torchscript":
-            torch.jit.save(torch.jit.trace(model, example), str(tmp))
+            with tmp.open("wb") as fh:  # through Python, a full disk is the OSError the CLI names
+                torch.jit.save(torch.jit.trace(model, example), fh)
         else:
             torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
                               dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,

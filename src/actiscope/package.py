@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -96,6 +98,7 @@ def save_package(
 ) -> PackageMeta:
     """Write the deployable package; model.json goes last, so its presence means the package is whole.
     `person_crop`: the margin of the person crops the model was trained on (None: whole images)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     if len(class_names) != model.num_classes:
@@ -110,7 +113,13 @@ def save_package(
     _clear(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_output(directory / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"architecture": model.architecture})
+        try:
+            save_file(state, str(tmp), metadata={"architecture": model.architecture})
+        except SafetensorError as exc:  # its I/O errors come as text: a full disk is an OSError again
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from exc
     atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
     return meta
 
@@ -359,6 +368,14 @@ def _load_single(directory: Path, meta: PackageMeta) -> ActionModel:
         state = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
         raise PackageError(f"{weights}: cannot read the weights ({exc})") from None
+    # load_state_dict casts: an edited header that relabels float32 bytes as int32 would load as nonsense
+    own = model.state_dict()
+    recast = [k for k, v in state.items() if k in own and v.dtype != own[k].dtype]
+    if recast:
+        raise PackageError(
+            f"{weights}: {recast[0]} is {state[recast[0]].dtype}, not {own[recast[0]].dtype}: the file is damaged "
+            "or edited; export the package again from its run"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

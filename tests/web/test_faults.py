@@ -78,9 +78,11 @@ def _edit_meta(**changes: object) -> Callable[[Path], None]:
     [
         (_truncate, f"{WEIGHTS_FILE}: cannot read the weights"),
         (_edit_header, f"{WEIGHTS_FILE}: cannot read the weights"),
-        (_edit_meta(class_names=lambda names: [*names, "extra"]), "outputs for the 4 classes"),
+        # the backend refuses a model file unlike model.json on loading it (its ONNX file's input and
+        # output shapes, the weights' tensors), before the trial prediction would
+        (_edit_meta(class_names=lambda names: [*names, "extra"]), "does not match model.json"),
         (_edit_meta(architecture="resnet18"), "holds simple-cnn weights but"),
-        (_edit_meta(image_size=48), "does not run as its model.json describes"),
+        (_edit_meta(image_size=48), "does not match model.json"),
         (lambda model: (model / META_FILE).write_text('{"architecture": '), f"{META_FILE}: unreadable"),
     ],
     ids=["truncated-weights", "edited-header", "extra-class", "other-architecture", "other-size", "cut-json"],

@@ -8,11 +8,13 @@ own errors exit 2 (with the closest valid option or choice), an ActiscopeError e
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from actiscope.cli import (
     compare,
@@ -30,6 +32,7 @@ from actiscope.cli import (
 )
 from actiscope.cli.arguments import ArgumentParser
 from actiscope.errors import ActiscopeError
+from actiscope.files import DISK_FULL
 from actiscope.version import __version__
 
 log = logging.getLogger("actiscope")
@@ -38,6 +41,7 @@ log = logging.getLogger("actiscope")
 VERBS = (data, models, weights, train, tune, predict, compare, evaluate, serve, user, explain, export)
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 BROKEN_PIPE = 141  # ... and by SIGPIPE
+IO_ERROR = 74  # sysexits.h EX_IOERR: a write failed (a full disk)
 # Without -v, no warning from any module but ours (Lightning's PossibleUserWarnings, deprecations inside
 # torch and Lightning, ...): they are about the libraries, not about the user's run.
 THIRD_PARTY_WARNINGS = r"(?!actiscope(\.|$))"
@@ -79,6 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`actiscope models | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"actiscope: error: {disk_full(exc)}", file=sys.stderr)
+        return IO_ERROR
+
+
+def disk_full(exc: OSError) -> str:
+    """A failed write in words: the folder, and what to do. Whatever was being written is not left half
+    written (files.atomic_output), so freeing space and running again is safe."""
+    path = Path(exc.filename) if exc.filename else None
+    where = f"{path.parent} (writing {path.name})" if path else "the device actiscope was writing to"
+    if exc.errno == errno.EFBIG:
+        return f"file too large for the file size limit (`ulimit -f`) in {where}: raise the limit or choose another --out"
+    return f"no space left in {where}: free some space there or choose another --out"
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from actiscope.data.exclude import read_exclusions, without
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
 from actiscope.engine.callbacks import AskToContinue, EpochLines, History, RNGState, SaveOnInterrupt
+from actiscope.engine.checkpoint_io import AtomicCheckpointIO
 from actiscope.engine.module import ActionClassifier, NonFiniteLossError
 from actiscope.engine.tracking import experiment_loggers
 from actiscope.errors import ActiscopeError, DataError
@@ -417,6 +418,7 @@ def _trainer(
         strategy="ddp" if distributed else "auto",
         precision=precision,  # type: ignore[arg-type]  # a str of _PRECISION_INPUT, checked by hardware.choose_precision
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],  # checkpoints written atomically, loaded weights-only
         logger=experiment_loggers(options, run) or False,
         default_root_dir=run.path,
         enable_progress_bar=bar,

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from actiscope.errors import ActiscopeError
-from actiscope.package import INT8_FILE, ONNX_FILE, PackageMeta, load_package
+from actiscope.package import INT8_FILE, ONNX_FILE, PackageMeta, load_package, read_meta
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
@@ -34,7 +34,9 @@ def load_backend(
     if name == "torch":
         return TorchBackend(directory, bf16=bf16, threads=threads)
     if name in ("onnx", "onnx-int8"):
-        return OnnxBackend(directory / (ONNX_FILE if name == "onnx" else INT8_FILE), threads=threads)
+        onnx = OnnxBackend(directory / (ONNX_FILE if name == "onnx" else INT8_FILE), threads=threads)
+        onnx.check_fits(read_meta(directory))
+        return onnx
     raise ActiscopeError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS[1:])}")
 
 
@@ -70,11 +72,12 @@ class OnnxBackend:
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         _check_threads(threads)
+        how = "--format onnx --quantize int8" if path.name == INT8_FILE else "--format onnx"
         if not path.is_file():
-            how = "--format onnx --quantize int8" if path.name == INT8_FILE else "--format onnx"
             raise ActiscopeError(f"{path}: not in the package; create it with `actiscope export MODEL {how}`")
         try:
             import onnxruntime as ort
+            from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
         except ImportError:
             raise ActiscopeError("the onnx backend needs onnxruntime (pip install onnxruntime)") from None
         options = ort.SessionOptions()
@@ -82,8 +85,32 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default
         # Threads spin inside a run (fast) but not after it: the cores go to decoding and other requests.
         options.add_session_config_entry("session.force_spinning_stop", "1")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except (InvalidProtobuf, InvalidGraph, Fail) as exc:  # a damaged or foreign file (ONNX runs no code)
+            first = str(exc).strip().partition("\n")[0][:200]
+            raise ActiscopeError(
+                f"{path}: not a usable ONNX model ({first}); export it again with `actiscope export MODEL {how}`"
+            ) from None
+        self.path = path
         self._input = self.session.get_inputs()[0].name
+
+    def check_fits(self, meta: PackageMeta) -> None:
+        """The file takes the input model.json describes and gives one logit per class (a file from
+        another package would fail on the first batch, or rank classes model.json does not have)."""
+        size = meta.image_size
+        wanted = [meta.frames, 3, size, size] if meta.kind == "video" else [3, size, size]
+        takes = self.session.get_inputs()[0].shape[1:]  # a dynamic dimension is a name, not a number
+        gives = self.session.get_outputs()[0].shape[-1]
+        if (
+            len(takes) != len(wanted)
+            or any(isinstance(t, int) and t != w for t, w in zip(takes, wanted, strict=True))
+            or (isinstance(gives, int) and gives != len(meta.class_names))
+        ):
+            raise ActiscopeError(
+                f"{self.path} does not match model.json (input {wanted}, {len(meta.class_names)} classes): it "
+                f"takes {takes} and gives {gives}; export it again with `actiscope export MODEL --format onnx`"
+            )
 
     def __call__(self, batch: np.ndarray, /) -> np.ndarray:
         logits: np.ndarray = self.session.run(None, {self._input: batch})[0]

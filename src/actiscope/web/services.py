@@ -6,7 +6,6 @@ environment (limits, threads) are read from settings, which alone reads the envi
 from __future__ import annotations
 
 import csv
-import errno
 import hashlib
 import io
 import json
@@ -28,15 +27,13 @@ from PIL import Image
 from actiscope.data.images import load_image
 from actiscope.data.video import VIDEO_EXTENSIONS, probe_video, resize_frame
 from actiscope.errors import ActiscopeError, MediaReadError
-from actiscope.files import atomic_output
+from actiscope.files import DISK_FULL, atomic_output
 from actiscope.package import PackageMeta, check_weights, describe_weights, package_dir, read_meta
 from actiscope.predict import Predictor
 from actiscope.run import META_FILE, CompareDir, EvalDir, RunDir, TuneDir
 from actiscope.web.admission import Admission, Busy
 from actiscope.web.classify.models import ActiveModel, Prediction
 from actiscope.web.live import BadSession, LiveWindows
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, `ulimit -f`
 
 
 class ServiceError(Exception):
