@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,17 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # The web app's settings read these at import: the test run keeps its database, uploads and secret
 # key in a folder of its own, never in the user's ~/.local/share/actiscope.
 os.environ.setdefault("ACTISCOPE_DATA_DIR", tempfile.mkdtemp(prefix="actiscope-test-data-"))
+
+
+class Records(logging.Handler):
+    """Every message a logger it is added to receives (the tests of what the CLI and training log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def noise_image(

@@ -12,15 +12,7 @@ import pytest
 
 from actiscope.cli import _log_to_stderr, _third_parties
 from actiscope.cli.progress import Progress
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+from tests.conftest import Records
 
 
 @pytest.fixture

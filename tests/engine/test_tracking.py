@@ -15,21 +15,13 @@ import pytest
 from actiscope.cli import main
 from actiscope.engine.callbacks import epoch_line
 from actiscope.run import RunDir
+from tests.conftest import Records
 
 TINY = ["--model", "simple-cnn", "--image-size", "32", "--batch-size", "16", "--workers", "0"]
 EPOCH_LINE = re.compile(
     r"^simple-cnn epoch (\d)/2: train loss \d\.\d{4} acc \d\.\d{4} \| val loss \d\.\d{4} acc (\d\.\d{4}) "
     r"F1 \d\.\d{4} \| lr \d\.\d\de-\d\d \| \d+\.\d s, \d+ images/s \| best val acc (\d\.\d{4}) \(epoch \d\)$"
 )
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 @pytest.fixture
