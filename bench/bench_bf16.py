@@ -44,8 +44,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps each way (after one warm-up)")
     args = parser.parse_args()
     cpu = cpu_info()
-    print(f"# {cpu.model}, {torch.get_num_threads()} threads, native bf16: {cpu.bf16_flags or 'none'}, "
-          f"torch {torch.__version__}, {platform.machine()}")  # fmt: skip
+    print(
+        f"# {cpu.model}, {torch.get_num_threads()} threads, native bf16: {cpu.bf16_flags or 'none'}, "
+        f"torch {torch.__version__}, {platform.machine()}"
+    )
     print(
         "| family | input | train fp32 img/s | train bf16 img/s | bf16 speed-up | finite | loss diff "
         "| infer fp32 img/s | infer bf16 img/s | speed-up | max prob diff | auto (train) | auto (infer) |"
@@ -65,18 +67,31 @@ def main() -> None:
         auto_infer = choose_precision("auto", "cpu", model=model, example=x, training=False, cache=cache)
         shape = f"{frames}x{size}" if frames else str(size)
         row = {
-            "family": name, "input": shape, "batch": batch,
-            "train_fp32": batch / train.fp32_s, "train_bf16": batch / train.bf16_s, "train_speedup": train.speedup,
-            "train_finite": train.finite, "loss_difference": train.loss_difference,
-            "infer_fp32": batch / infer.fp32_s, "infer_bf16": batch / infer.bf16_s, "infer_speedup": infer.speedup,
-            "infer_finite": infer.finite, "prob_difference": infer.loss_difference,
-            "auto_train": auto_train.line(), "auto_infer": auto_infer.line(), "seconds": time.perf_counter() - began,
-        }  # fmt: skip
+            "family": name,
+            "input": shape,
+            "batch": batch,
+            "train_fp32": batch / train.fp32_s,
+            "train_bf16": batch / train.bf16_s,
+            "train_speedup": train.speedup,
+            "train_finite": train.finite,
+            "loss_difference": train.loss_difference,
+            "infer_fp32": batch / infer.fp32_s,
+            "infer_bf16": batch / infer.bf16_s,
+            "infer_speedup": infer.speedup,
+            "infer_finite": infer.finite,
+            "prob_difference": infer.loss_difference,
+            "auto_train": auto_train.line(),
+            "auto_infer": auto_infer.line(),
+            "seconds": time.perf_counter() - began,
+        }
         rows.append(row)
-        print(f"| {name} | {shape} b{batch} | {row['train_fp32']:.1f} | {row['train_bf16']:.1f} | "
-              f"{train.speedup:.2f}x | {train.finite and infer.finite} | {train.loss_difference:.4f} | "
-              f"{row['infer_fp32']:.1f} | {row['infer_bf16']:.1f} | {infer.speedup:.2f}x | "
-              f"{infer.loss_difference:.4f} | {auto_train.precision} | {auto_infer.precision} |", flush=True)  # fmt: skip
+        print(
+            f"| {name} | {shape} b{batch} | {row['train_fp32']:.1f} | {row['train_bf16']:.1f} | "
+            f"{train.speedup:.2f}x | {train.finite and infer.finite} | {train.loss_difference:.4f} | "
+            f"{row['infer_fp32']:.1f} | {row['infer_bf16']:.1f} | {infer.speedup:.2f}x | "
+            f"{infer.loss_difference:.4f} | {auto_train.precision} | {auto_infer.precision} |",
+            flush=True,
+        )
     print(
         "\n" + "\n".join(f"{r['family']}: train {r['auto_train']}; inference {r['auto_infer']}" for r in rows)
     )

@@ -35,14 +35,20 @@ def main() -> None:
         )
         results[name] = (probs, len(pixels) / (time.perf_counter() - start))
     (p32, rate32), (p16, rate16) = results["fp32"], results["bf16"]
-    print(json.dumps({
-        "test_images": len(test), "cpu_native_bf16": cpu_has_bf16(),
-        "fp32_accuracy": round(float((p32.argmax(1) == labels).mean()), 4),
-        "bf16_accuracy": round(float((p16.argmax(1) == labels).mean()), 4),
-        "top1_agreement": round(float((p32.argmax(1) == p16.argmax(1)).mean()), 4),
-        "max_prob_diff": round(float(np.abs(p32 - p16).max()), 4),
-        "fp32_images_per_s": round(rate32, 1), "bf16_images_per_s": round(rate16, 1),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "test_images": len(test),
+                "cpu_native_bf16": cpu_has_bf16(),
+                "fp32_accuracy": round(float((p32.argmax(1) == labels).mean()), 4),
+                "bf16_accuracy": round(float((p16.argmax(1) == labels).mean()), 4),
+                "top1_agreement": round(float((p32.argmax(1) == p16.argmax(1)).mean()), 4),
+                "max_prob_diff": round(float(np.abs(p32 - p16).max()), 4),
+                "fp32_images_per_s": round(rate32, 1),
+                "bf16_images_per_s": round(rate16, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ def rate_and_latency(run: Callable[[np.ndarray], object], size: int, repeats: in
         run(one)
         latencies.append((time.perf_counter() - start) * 1000)
     latencies.sort()
-    return {"images_per_s": round(rate, 1), "p50_ms": round(statistics.median(latencies), 2),
-            "p95_ms": round(latencies[int(0.95 * len(latencies)) - 1], 2)}  # fmt: skip
+    return {
+        "images_per_s": round(rate, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(latencies[int(0.95 * len(latencies)) - 1], 2),
+    }
 
 
 def torch_runner(model: torch.nn.Module, *, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -101,8 +104,11 @@ def main() -> None:
         )
         export(package, "onnx")
         rng = np.random.default_rng(1)
-        quantize_onnx(package / ONNX_FILE, package / INT8_FILE,
-                      (rng.standard_normal((1, 3, args.size, args.size)).astype(np.float32) for _ in range(16)))  # fmt: skip
+        quantize_onnx(
+            package / ONNX_FILE,
+            package / INT8_FILE,
+            (rng.standard_normal((1, 3, args.size, args.size)).astype(np.float32) for _ in range(16)),
+        )
         results[f"{name}@{args.size}"] = {
             k: rate_and_latency(r, args.size) for k, r in runners(package).items()
         }

@@ -24,9 +24,11 @@ def main() -> None:
     report = inspect_dataset(dataset)
     inspect_s = time.perf_counter() - start
     n = report.num_files
-    print(f"inspect: {n} files in {inspect_s:.1f} s ({n / inspect_s:.0f} images/s); "
-          f"unreadable {len(report.unreadable)}, duplicate groups {len(report.duplicates)}, "
-          f"leakage groups {len(report.leakage)}")  # fmt: skip
+    print(
+        f"inspect: {n} files in {inspect_s:.1f} s ({n / inspect_s:.0f} images/s); "
+        f"unreadable {len(report.unreadable)}, duplicate groups {len(report.duplicates)}, "
+        f"leakage groups {len(report.leakage)}"
+    )
     start = time.perf_counter()
     scans = scan_files([s.path for s in dataset.samples])
     scan_s = time.perf_counter() - start

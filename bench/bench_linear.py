@@ -41,8 +41,18 @@ def main() -> None:
     split = subset_manifest(args.split, work / "split.json", train=args.images)
     weights = work / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
-    common = {"data": str(split), "split": str(split), "model": "resnet18", "image_size": 112, "batch_size": 64,
-              "epochs": args.epochs, "weights": str(weights), "workers": 2, "out": str(work), "lr": 1e-2}  # fmt: skip
+    common = {
+        "data": str(split),
+        "split": str(split),
+        "model": "resnet18",
+        "image_size": 112,
+        "batch_size": 64,
+        "epochs": args.epochs,
+        "weights": str(weights),
+        "workers": 2,
+        "out": str(work),
+        "lr": 1e-2,
+    }
     start = time.perf_counter()
     train(TrainOptions.from_flat(**common, mode="linear", name="linear"))  # type: ignore[arg-type]
     linear_total = time.perf_counter() - start
@@ -50,8 +60,17 @@ def main() -> None:
     train(TrainOptions.from_flat(**common, mode="finetune", head_epochs=args.epochs, name="frozen"))  # type: ignore[arg-type]
     frozen_total = time.perf_counter() - start
     linear, frozen = epoch_seconds(work / "linear"), epoch_seconds(work / "frozen")
-    print(json.dumps({"images": args.images, "linear_epoch_s": linear, "frozen_backbone_epoch_s": frozen,
-                      "linear_total_s": round(linear_total, 1), "frozen_total_s": round(frozen_total, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "images": args.images,
+                "linear_epoch_s": linear,
+                "frozen_backbone_epoch_s": frozen,
+                "linear_total_s": round(linear_total, 1),
+                "frozen_total_s": round(frozen_total, 1),
+            }
+        )
+    )
     print(
         f"per epoch after the first: {frozen[-1]:.2f} s -> {linear[-1]:.3f} s ({frozen[-1] / linear[-1]:.0f}x)"
     )

@@ -87,8 +87,20 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = tempfile.mkdtemp(prefix="actiscope-live-bench-")
-    argv = [sys.executable, "-m", "actiscope.cli", "serve", "--runs", str(run.path.parent), "--model",
-            str(run.path), "--port", str(port), "--data-dir", data]  # fmt: skip  # one argument pair a line reads worse
+    argv = [
+        sys.executable,
+        "-m",
+        "actiscope.cli",
+        "serve",
+        "--runs",
+        str(run.path.parent),
+        "--model",
+        str(run.path),
+        "--port",
+        str(port),
+        "--data-dir",
+        data,
+    ]
     env = {**os.environ, "ACTISCOPE_THROTTLE": "1000000"}  # one browser at this rate is not abuse
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -139,11 +151,15 @@ def main() -> None:
         server.wait(timeout=60)
 
     q = statistics.quantiles(trips, n=100) if len(trips) > 1 else [trips[0]] * 99
-    print(f"model {meta.architecture} ({meta.kind}, {meta.image_size} px; backend {backend}), "
-          f"{os.cpu_count()} cores, min gap {args.min_gap_ms:.0f} ms, {elapsed:.0f} s")  # fmt: skip  # one report line
+    print(
+        f"model {meta.architecture} ({meta.kind}, {meta.image_size} px; backend {backend}), "
+        f"{os.cpu_count()} cores, min gap {args.min_gap_ms:.0f} ms, {elapsed:.0f} s"
+    )
     print(f"frames sent {len(trips)}, answered with a prediction {answered}, errors {errors}")
-    print(f"frames/s {len(trips) / elapsed:.1f}; round trip ms p50 {q[49]:.1f} p95 {q[94]:.1f} p99 {q[98]:.1f}; "
-          f"model on the server ms median {statistics.median(model_ms) if model_ms else float('nan'):.1f}")  # fmt: skip  # one report line
+    print(
+        f"frames/s {len(trips) / elapsed:.1f}; round trip ms p50 {q[49]:.1f} p95 {q[94]:.1f} p99 {q[98]:.1f}; "
+        f"model on the server ms median {statistics.median(model_ms) if model_ms else float('nan'):.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,20 @@ from actiscope.predict import Predictor, collect_inputs, decoded_batches
 
 def command_seconds(run: Path, images: Path, backend: str, workers: str) -> tuple[float, str]:
     out = Path(tempfile.mkdtemp(prefix="actiscope-predict-")) / "predictions.csv"
-    command = [sys.executable, "-m", "actiscope.cli", "predict", str(run), str(images),
-               "--out", str(out), "--backend", backend, "--workers", workers]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "actiscope.cli",
+        "predict",
+        str(run),
+        str(images),
+        "--out",
+        str(out),
+        "--backend",
+        backend,
+        "--workers",
+        workers,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
@@ -94,12 +106,21 @@ def main() -> None:
     pure_s = min(statistics.median(times) for times in pure.values())
     command_s = statistics.median(commands)
     print(summary)
-    print(json.dumps({"images": len(files), "backend": predictor.backend,
-                      "command_s": [round(s, 1) for s in commands],
-                      "pure_model_s": {name: [round(s, 1) for s in times] for name, times in pure.items()},
-                      "startup_s": round(statistics.median(startup), 2), "decode_only_s": round(decode_s, 1),
-                      "decode_core_ms_per_image": round(decode_s * max(int(args.workers), 1) / len(paths) * 1e3, 2),
-                      "ratio_of_medians": round(command_s / pure_s, 3)}, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "images": len(files),
+                "backend": predictor.backend,
+                "command_s": [round(s, 1) for s in commands],
+                "pure_model_s": {name: [round(s, 1) for s in times] for name, times in pure.items()},
+                "startup_s": round(statistics.median(startup), 2),
+                "decode_only_s": round(decode_s, 1),
+                "decode_core_ms_per_image": round(decode_s * max(int(args.workers), 1) / len(paths) * 1e3, 2),
+                "ratio_of_medians": round(command_s / pure_s, 3),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -44,13 +44,28 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         recipe[key] = type(RECIPE.get(key, ""))(value) if key in RECIPE else value
-    config = TrainOptions.from_flat(data=args.split, split=args.split, time_limit=args.minutes - 1.5, out=args.out,
-                         name=args.name, **recipe)  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=args.split,
+        split=args.split,
+        time_limit=args.minutes - 1.5,
+        out=args.out,
+        name=args.name,
+        **recipe,
+    )
     start = time.perf_counter()
     result = train(config)
     wall = time.perf_counter() - start
-    print(json.dumps({"tool": "actiscope", **recipe, "wall_minutes": round(wall / 60, 2),
-                      "epochs_done": result.epochs, **result.metrics}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "tool": "actiscope",
+                **recipe,
+                "wall_minutes": round(wall / 60, 2),
+                "epochs_done": result.epochs,
+                **result.metrics,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def worker_rss_mb(server_pid: int) -> list[float]:
 
 def multipart(name: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
     return (
         head.encode() + data + f"\r\n--{boundary}--\r\n".encode(),
         f"multipart/form-data; boundary={boundary}",
@@ -91,8 +93,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
     if len(values) < 2:
         return {"n": len(values)}
     q = statistics.quantiles(values, n=100, method="inclusive")
-    return {"n": len(values), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1),
-            "max_ms": round(max(values), 1)}  # fmt: skip
+    return {
+        "n": len(values),
+        "p50_ms": round(q[49], 1),
+        "p95_ms": round(q[94], 1),
+        "p99_ms": round(q[98], 1),
+        "max_ms": round(max(values), 1),
+    }
 
 
 class Client:
@@ -139,10 +146,27 @@ def start_server(run: Path, workers: int | None) -> tuple[subprocess.Popen[bytes
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = tempfile.mkdtemp(prefix="actiscope-serve-bench-")
-    command = [sys.executable, "-m", "actiscope.cli", "serve", "--runs", str(run.parent), "--model", str(run),
-               "--port", str(port), "--data-dir", data, *(["--workers", str(workers)] if workers else [])]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "ACTISCOPE_THROTTLE": "1000000"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "actiscope.cli",
+        "serve",
+        "--runs",
+        str(run.parent),
+        "--model",
+        str(run),
+        "--port",
+        str(port),
+        "--data-dir",
+        data,
+        *(["--workers", str(workers)] if workers else []),
+    ]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "ACTISCOPE_THROTTLE": "1000000"},
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
@@ -223,24 +247,40 @@ def main() -> None:
         server.wait(timeout=60)
 
     answered = mixed.all("ok") + mixed.all("busy")
-    print(json.dumps({
-        "run": str(args.run), "backend": predictor.backend, "predictor_batch1_images_per_s": round(ceiling, 1),
-        "mixed": {
-            "clients": args.clients, "seconds": round(mixed_elapsed, 1),
-            "requests_per_s": round(len(answered) / mixed_elapsed, 1),
-            "predictions_per_s": round(len(mixed.latencies["predict", "ok"]) / mixed_elapsed, 1),
-            "all": percentiles(mixed.all("ok")),
-            **{kind: percentiles(mixed.latencies[kind, "ok"]) for kind in ("predict", "history", "api-read")},
-            "busy_503": len(mixed.all("busy")), "errors": sum(mixed.errors.values()),
-            "error_kinds": dict(mixed.errors),
-            "worker_rss_mb_start": memory_start, "worker_rss_mb_end": memory_end,
-        },
-        "overload": {
-            "clients": args.overload_clients, "seconds": round(overload_elapsed, 1),
-            "served_201": percentiles(overload.all("ok")), "refused_503_retry_after": percentiles(overload.all("busy")),
-            "errors": sum(overload.errors.values()), "error_kinds": dict(overload.errors),
-        },
-    }, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "run": str(args.run),
+                "backend": predictor.backend,
+                "predictor_batch1_images_per_s": round(ceiling, 1),
+                "mixed": {
+                    "clients": args.clients,
+                    "seconds": round(mixed_elapsed, 1),
+                    "requests_per_s": round(len(answered) / mixed_elapsed, 1),
+                    "predictions_per_s": round(len(mixed.latencies["predict", "ok"]) / mixed_elapsed, 1),
+                    "all": percentiles(mixed.all("ok")),
+                    **{
+                        kind: percentiles(mixed.latencies[kind, "ok"])
+                        for kind in ("predict", "history", "api-read")
+                    },
+                    "busy_503": len(mixed.all("busy")),
+                    "errors": sum(mixed.errors.values()),
+                    "error_kinds": dict(mixed.errors),
+                    "worker_rss_mb_start": memory_start,
+                    "worker_rss_mb_end": memory_end,
+                },
+                "overload": {
+                    "clients": args.overload_clients,
+                    "seconds": round(overload_elapsed, 1),
+                    "served_201": percentiles(overload.all("ok")),
+                    "refused_503_retry_after": percentiles(overload.all("busy")),
+                    "errors": sum(overload.errors.values()),
+                    "error_kinds": dict(overload.errors),
+                },
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,14 @@ class PlainImages(Dataset):
     def __init__(self, manifest: SplitManifest) -> None:
         self.samples = manifest.samples("train")
         self.index = {c: i for i, c in enumerate(manifest.classes)}
-        self.transform = transforms.Compose([
-            transforms.Resize((SIZE, SIZE)), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-        ])  # fmt: skip
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize((SIZE, SIZE)),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -70,8 +74,19 @@ def plain_loop(split: Path, epochs: int = 2) -> float:
 
 
 def actiscope_rate(split: Path, out: Path, name: str, **overrides: object) -> float:
-    config = TrainOptions.from_flat(data=str(split), split=str(split), model="resnet18", image_size=SIZE, batch_size=BATCH,
-                         epochs=2, workers=2, augment="light", out=str(out), name=name, **overrides)  # type: ignore[arg-type]  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(split),
+        split=str(split),
+        model="resnet18",
+        image_size=SIZE,
+        batch_size=BATCH,
+        epochs=2,
+        workers=2,
+        augment="light",
+        out=str(out),
+        name=name,
+        **overrides,
+    )  # type: ignore[arg-type]
     train(config)
     with (out / name / "history.csv").open() as fh:
         return float(list(csv.DictReader(fh))[-1]["train_images_per_s"])
@@ -96,12 +111,23 @@ def main() -> None:
         "actiscope_fp32_same_subset_as_bf16": actiscope_rate(bf16_split, work, "fp32small", precision="32"),
         "actiscope_bf16": actiscope_rate(bf16_split, work, "bf16", precision="bf16"),
     }
-    print(json.dumps({"images": args.images, "bf16_images": bf16_images, "cpu_native_bf16": cpu_has_bf16(),
-                      "threads": torch.get_num_threads(), **{k: round(v, 1) for k, v in results.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "images": args.images,
+                "bf16_images": bf16_images,
+                "cpu_native_bf16": cpu_has_bf16(),
+                "threads": torch.get_num_threads(),
+                **{k: round(v, 1) for k, v in results.items()},
+            }
+        )
+    )
     base = results["plain_pytorch_fp32"]
-    print(f"actiscope vs plain loop: {results['actiscope_default'] / base:.2f}x; cache speed-up: "
-          f"{results['actiscope_default'] / results['actiscope_no_cache']:.2f}x; bf16 vs fp32: "
-          f"{results['actiscope_bf16'] / results['actiscope_fp32_same_subset_as_bf16']:.2f}x")  # fmt: skip
+    print(
+        f"actiscope vs plain loop: {results['actiscope_default'] / base:.2f}x; cache speed-up: "
+        f"{results['actiscope_default'] / results['actiscope_no_cache']:.2f}x; bf16 vs fp32: "
+        f"{results['actiscope_bf16'] / results['actiscope_fp32_same_subset_as_bf16']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,11 @@ def main() -> None:
     )
     parser.add_argument("--split", required=True, help="split.json of har15 (the same for every run)")
     parser.add_argument("--minutes", default="10", help="comma-separated budgets")
-    parser.add_argument("--runs", default="mobilenet_v2:finetune,mobilenet_v2:linear,squeezenet1_0:finetune,"
-                        "squeezenet1_0:linear,resnet18:scratch")  # fmt: skip
+    parser.add_argument(
+        "--runs",
+        default="mobilenet_v2:finetune,mobilenet_v2:linear,squeezenet1_0:finetune,"
+        "squeezenet1_0:linear,resnet18:scratch",
+    )
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-transfer-")))
     parser.add_argument("--extra", default="", help="options added to every train command (a change to try)")
     args = parser.parse_args()
@@ -57,17 +60,46 @@ def main() -> None:
     print("\n| run | budget | test acc | macro-F1 | best val acc | val - test | epochs | wall min |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['run']} | {r['budget']} | {r['test_acc']:.4f} | {r['test_f1']:.4f} | {r['val_acc']:.4f} | "
-              f"{100 * (r['val_acc'] - r['test_acc']):+.1f} pt | {r['epochs']} | {r['wall_minutes']:.1f} |")  # fmt: skip
+        print(
+            f"| {r['run']} | {r['budget']} | {r['test_acc']:.4f} | {r['test_f1']:.4f} | {r['val_acc']:.4f} | "
+            f"{100 * (r['val_acc'] - r['test_acc']):+.1f} pt | {r['epochs']} | {r['wall_minutes']:.1f} |"
+        )
 
 
 def run(model: str, mode: str, minutes: float, args: argparse.Namespace, env: dict[str, str]) -> dict:
     name = f"{model}-{mode}-{minutes:g}"
-    command = [ACTISCOPE, "train", str(ROOT.parent / "shared" / "data" / "har15"), "--split", args.split,
-               "--model", model, "--out", str(args.out), "--name", name, "--export", "none"]  # fmt: skip
+    command = [
+        ACTISCOPE,
+        "train",
+        str(ROOT.parent / "shared" / "data" / "har15"),
+        "--split",
+        args.split,
+        "--model",
+        model,
+        "--out",
+        str(args.out),
+        "--name",
+        name,
+        "--export",
+        "none",
+    ]
     if mode == "scratch":  # the from-scratch recipe, as `--weights auto` falls back to it
-        command += ["--image-size", "112", "--batch-size", "64", "--epochs", "30", "--lr", "2e-3",
-                    "--warmup-epochs", "1", "--label-smoothing", "0.1", "--time-limit", f"{minutes:g}"]  # fmt: skip
+        command += [
+            "--image-size",
+            "112",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "30",
+            "--lr",
+            "2e-3",
+            "--warmup-epochs",
+            "1",
+            "--label-smoothing",
+            "0.1",
+            "--time-limit",
+            f"{minutes:g}",
+        ]
     else:
         command += ["--weights", "imagenet", "--mode", mode]
         if mode == "finetune":
@@ -83,11 +115,16 @@ def run(model: str, mode: str, minutes: float, args: argparse.Namespace, env: di
         history = list(csv.DictReader(fh))
     m = meta["metrics"]
     return {
-        "run": f"{model}:{mode}", "budget": f"{minutes:g} min" if mode != "linear" else "-",
-        "test_acc": m["test_acc"], "test_f1": m["test_f1"], "val_acc": max(float(r["val_acc"]) for r in history),
-        "epochs": len(history), "wall_minutes": round(wall, 2), "precision": m.get("precision"),
+        "run": f"{model}:{mode}",
+        "budget": f"{minutes:g} min" if mode != "linear" else "-",
+        "test_acc": m["test_acc"],
+        "test_f1": m["test_f1"],
+        "val_acc": max(float(r["val_acc"]) for r in history),
+        "epochs": len(history),
+        "wall_minutes": round(wall, 2),
+        "precision": m.get("precision"),
         "recipe": next((line for line in log.read_text().splitlines() if line.startswith("recipe:")), ""),
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":

@@ -51,9 +51,22 @@ def main() -> None:
         run = args.out / "runs" / name
         if not (run / "model" / "model.json").is_file():
             lr = 1e-3 if name in VIDEO_CNNS else 3e-3  # the ResNet-sized 3D CNNs: the rate the tests use
-            config = TrainOptions.from_flat(data=str(data), model=name, image_size=32, frames=16, epochs=200, lr=lr,
-                                 batch_size=16, warmup_epochs=1, augment="none", time_limit=args.minutes,
-                                 out=str(args.out / "runs"), name=name, export="onnx", workers=0)  # fmt: skip
+            config = TrainOptions.from_flat(
+                data=str(data),
+                model=name,
+                image_size=32,
+                frames=16,
+                epochs=200,
+                lr=lr,
+                batch_size=16,
+                warmup_epochs=1,
+                augment="none",
+                time_limit=args.minutes,
+                out=str(args.out / "runs"),
+                name=name,
+                export="onnx",
+                workers=0,
+            )
             train(config)
         meta = json.loads((run / "model" / "model.json").read_text())
         with open(run / "history.csv", newline="") as fh:
@@ -70,8 +83,10 @@ def main() -> None:
             f"{name}: test accuracy {meta['metrics']['test_acc']:.3f} after {len(history)} epochs", flush=True
         )
 
-    print(f"\n| model | test accuracy | epochs in {args.minutes:g} min | train clips/s | "
-          "infer clips/s torch | infer clips/s ONNX |")  # fmt: skip
+    print(
+        f"\n| model | test accuracy | epochs in {args.minutes:g} min | train clips/s | "
+        "infer clips/s torch | infer clips/s ONNX |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for name, acc, epochs, train_rate, rates in rows:
         onnx = f"{rates['onnx']:.1f}" if "onnx" in rates else "-"

@@ -137,9 +137,20 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("trained")
     data = write_colour_classes(root / "data")
-    config = TrainOptions.from_flat(data=str(data), model="simple-cnn", image_size=32, epochs=3, batch_size=8, lr=3e-3,
-                         workers=0, augment="light", out=str(root / "runs"), name="run", cache=False,
-                         precision="32")  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(data),
+        model="simple-cnn",
+        image_size=32,
+        epochs=3,
+        batch_size=8,
+        lr=3e-3,
+        workers=0,
+        augment="light",
+        out=str(root / "runs"),
+        name="run",
+        cache=False,
+        precision="32",
+    )
     return train(config).run_dir
 
 
@@ -164,9 +175,22 @@ def video_runs(tmp_path_factory: pytest.TempPathFactory, squares: Path) -> dict[
     out = tmp_path_factory.mktemp("video-runs")
     runs = {}
     for name, (epochs, lr) in VIDEO_BUDGETS.items():
-        config = TrainOptions.from_flat(data=str(squares), model=name, image_size=32, frames=16, epochs=epochs, lr=lr,
-                             batch_size=16, warmup_epochs=1, augment="none", workers=0, out=str(out), precision="32",
-                             name=name, export="onnx" if name == "convlstm" else "none")  # fmt: skip
+        config = TrainOptions.from_flat(
+            data=str(squares),
+            model=name,
+            image_size=32,
+            frames=16,
+            epochs=epochs,
+            lr=lr,
+            batch_size=16,
+            warmup_epochs=1,
+            augment="none",
+            workers=0,
+            out=str(out),
+            precision="32",
+            name=name,
+            export="onnx" if name == "convlstm" else "none",
+        )
         runs[name] = train(config).run_dir
     return runs
 
@@ -214,8 +238,35 @@ def crop_comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("crops")
     data = write_stanford40(root / "stanford")
     out = root / "runs" / "contest"
-    code = main(["compare", str(data), "--models", "simple-cnn,squeezenet1_1", "--ensemble", "2", "--crop-person",
-                 "--out", str(out), "--image-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3",
-                 "--workers", "0", "--augment", "none", "--export", "none", "--no-cache", "--precision", "32"])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            str(data),
+            "--models",
+            "simple-cnn,squeezenet1_1",
+            "--ensemble",
+            "2",
+            "--crop-person",
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+            "--workers",
+            "0",
+            "--augment",
+            "none",
+            "--export",
+            "none",
+            "--no-cache",
+            "--precision",
+            "32",
+        ]
+    )
     assert code == 0
     return out

@@ -111,8 +111,9 @@ def can_mount_tmpfs() -> bool:
     """Whether this user may mount a tmpfs in a user and mount namespace of its own (`unshare -rm`)."""
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "-o", "size=1m", "none", "/mnt"],
-                           capture_output=True)  # fmt: skip
+    probe = subprocess.run(
+        ["unshare", "-rm", "mount", "-t", "tmpfs", "-o", "size=1m", "none", "/mnt"], capture_output=True
+    )
     return probe.returncode == 0
 
 
@@ -158,8 +159,13 @@ def on_full_disk(
         + '"$@"; rc=$?\nrm -f "$DIR/.filler"; cp -a "$DIR/." "$AFTER/"; exit $rc\n'
     )
     env |= {"DIR": str(folder), "AFTER": str(after), "SEED": str(seed)}
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *argv], env=env, text=True,
-                          capture_output=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *argv],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert done.returncode != 99, f"could not mount a tmpfs on {folder}: {done.stderr}"
     return done, after
 
@@ -200,8 +206,12 @@ def code_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def handed_over(trained_run: Path, to: Path, marker: Path) -> Path:
     """A copy of a whole run at `to` whose checkpoints, TorchScript file and a stray .pt would run code."""
     run = Path(shutil.copytree(trained_run, to))
-    for planted in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "model/model.torchscript.pt",
-                    "model/weights.pt"):  # fmt: skip
+    for planted in (
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "model/model.torchscript.pt",
+        "model/weights.pt",
+    ):
         plant_code(run / planted, marker)
     return run
 

@@ -81,8 +81,24 @@ def test_compare_leaves_a_package_whose_predictions_are_the_mean_of_its_members(
     boxes.write_text(
         "path,xmin,ymin,xmax,ymax\n" + "".join(f"{p},{','.join(map(str, PERSON_BOX))}\n" for p in images)
     )
-    assert main(["predict", str(comparison.ensemble.path), *map(str, images), "--out", str(out),
-                 "--top-k", "2", "--backend", "torch", "--boxes", str(boxes)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                str(comparison.ensemble.path),
+                *map(str, images),
+                "--out",
+                str(out),
+                "--top-k",
+                "2",
+                "--backend",
+                "torch",
+                "--boxes",
+                str(boxes),
+            ]
+        )
+        == 0
+    )
     names = meta.class_names
     for image, got, want in zip(images, _rows(out), expected, strict=True):
         assert got["filename"] == str(image) and got["label"] == names[int(want.argmax())]
@@ -114,8 +130,9 @@ def test_an_ensemble_is_exported_to_one_onnx_graph(
 
 def _package(path: Path, classes: list[str], size: int = 32, crop: float | None = None) -> Path:
     torch.manual_seed(len(classes))
-    save_package(create_model("simple-cnn", len(classes), image_size=size), path, class_names=classes,
-                 person_crop=crop)  # fmt: skip
+    save_package(
+        create_model("simple-cnn", len(classes), image_size=size), path, class_names=classes, person_crop=crop
+    )
     return path
 
 

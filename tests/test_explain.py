@@ -33,9 +33,20 @@ def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(40):
             top, left = (int(v) for v in rng.integers(0, 48, size=2))
             _patch_image(colour, top, left, seed=i + 100 * len(name)).save(root / "data" / name / f"{i}.png")
-    config = TrainOptions.from_flat(data=str(root / "data"), model="simple-cnn", image_size=64, epochs=6, batch_size=16,
-                         lr=3e-3, workers=0, augment="none", export="none", cache=False, out=str(root / "runs"),
-                         name="run")  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(root / "data"),
+        model="simple-cnn",
+        image_size=64,
+        epochs=6,
+        batch_size=16,
+        lr=3e-3,
+        workers=0,
+        augment="none",
+        export="none",
+        cache=False,
+        out=str(root / "runs"),
+        name="run",
+    )
     return train(config).run_dir
 
 

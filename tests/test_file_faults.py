@@ -97,8 +97,17 @@ def test_a_full_disk_is_one_line_and_the_previous_files_stay_whole(
         seed.mkdir()
         (seed / "predictions.csv").write_text("filename,label\nyesterday.png,red\n")
         name, disk = "predictions.csv", FullDisk(size="1m", file_limit=40, fill=True)
-        argv = cli_argv("predict", str(trained_run), str(images), "--out", str(folder / name),
-                        "--backend", "onnx", "--workers", "0")  # fmt: skip
+        argv = cli_argv(
+            "predict",
+            str(trained_run),
+            str(images),
+            "--out",
+            str(folder / name),
+            "--backend",
+            "onnx",
+            "--workers",
+            "0",
+        )
     done, after = on_full_disk(argv, folder, disk, seed=seed)
     assert done.returncode == 74, done.stderr[-3000:]
     _one_error_line(done.stderr, folder, name, disk.how)

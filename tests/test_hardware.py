@@ -25,8 +25,9 @@ AMX = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: avx2 avx512f amx_bf1
 BF16_CPU = CpuInfo("simulated EPYC", frozenset({"avx2", "avx512_bf16"}))
 
 
-@pytest.mark.parametrize(("text", "native", "flags"), [(AVX2, False, []), (BF16, True, ["avx512_bf16"]),
-                                                        (AMX, True, ["amx_bf16"])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "native", "flags"), [(AVX2, False, []), (BF16, True, ["avx512_bf16"]), (AMX, True, ["amx_bf16"])]
+)
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path, text: str, native: bool, flags: list[str]) -> None:
     path = tmp_path / "cpuinfo"
     path.write_text(text * 2)  # one block per core
@@ -123,8 +124,16 @@ def _nan_under_bf16_at(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     monkeypatch.setattr(ActionClassifier, "training_step", step)
 
 
-TINY = {"model": "simple-cnn", "image_size": 32, "batch_size": 16, "workers": 0, "export": "none", "cache": False,
-        "augment": "none", "lr": 3e-3}  # fmt: skip
+TINY = {
+    "model": "simple-cnn",
+    "image_size": 32,
+    "batch_size": 16,
+    "workers": 0,
+    "export": "none",
+    "cache": False,
+    "augment": "none",
+    "lr": 3e-3,
+}
 
 
 @pytest.mark.parametrize(("epoch", "back_to"), [(1, "the last whole epoch"), (0, "the start")])

@@ -104,8 +104,12 @@ def test_predict_crops_to_the_boxes_csv_and_says_which_were_whole(
 def test_boxes_csv_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch.manual_seed(0)
     for name, crop in (("crop", 0.2), ("whole", None)):
-        save_package(create_model("simple-cnn", 2, image_size=32), tmp_path / name, class_names=["a", "b"],
-                     person_crop=crop)  # fmt: skip
+        save_package(
+            create_model("simple-cnn", 2, image_size=32),
+            tmp_path / name,
+            class_names=["a", "b"],
+            person_crop=crop,
+        )
     image = tmp_path / "x.png"
     Image.new("RGB", (40, 30), (200, 30, 30)).save(image)
     cases = {
@@ -180,8 +184,12 @@ def test_old_packages_load_as_no_crop_and_the_field_is_checked(tmp_path: Path) -
 def test_stanford40_sample_photos_are_given_as_their_person_crops(shared_data: Path, tmp_path: Path) -> None:
     dataset = load_dataset(shared_data / "stanford40-sample")
     torch.manual_seed(0)
-    save_package(create_model("simple-cnn", len(dataset.classes), image_size=32), tmp_path / "m",
-                 class_names=dataset.classes, person_crop=0.1)  # fmt: skip
+    save_package(
+        create_model("simple-cnn", len(dataset.classes), image_size=32),
+        tmp_path / "m",
+        class_names=dataset.classes,
+        person_crop=0.1,
+    )
     predictor = Predictor.load(tmp_path / "m", "torch")
     samples = [s for s in dataset.samples if s.split == "test"][:4]
     paths, boxes = [s.path for s in samples], [s.box for s in samples]

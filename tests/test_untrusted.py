@@ -103,6 +103,12 @@ def _another_models_onnx(path: Path) -> None:
     from actiscope.models.registry import create_model
 
     other = create_model("simple-cnn", 5, image_size=32).eval()
-    torch.onnx.export(other, (torch.zeros(2, 3, 32, 32),), str(path), input_names=["pixels"],
-                      output_names=["logits"], dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-                      dynamo=False)  # fmt: skip
+    torch.onnx.export(
+        other,
+        (torch.zeros(2, 3, 32, 32),),
+        str(path),
+        input_names=["pixels"],
+        output_names=["logits"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )

@@ -106,8 +106,24 @@ def test_export_onnx_and_int8_on_clips(video_runs: dict[str, Path], tmp_path: Pa
 
 def test_compare_accepts_video_models(tmp_path: Path) -> None:
     data = make_moving_squares(tmp_path / "data", clips_per_class=8, groups=4, frames=8, size=24)
-    argv = ["compare", str(data), "--models", "frame-avg,convlstm", "--out", str(tmp_path / "cmp"),
-            "--epochs", "1", "--frames", "8", "--image-size", "24", "--workers", "0", "--export", "none"]  # fmt: skip
+    argv = [
+        "compare",
+        str(data),
+        "--models",
+        "frame-avg,convlstm",
+        "--out",
+        str(tmp_path / "cmp"),
+        "--epochs",
+        "1",
+        "--frames",
+        "8",
+        "--image-size",
+        "24",
+        "--workers",
+        "0",
+        "--export",
+        "none",
+    ]
     assert main(argv) == 0
     rows = list(csv.DictReader((tmp_path / "cmp" / "leaderboard.csv").open()))
     assert sorted(r["model"] for r in rows) == ["convlstm", "frame-avg"]
@@ -147,12 +163,36 @@ def test_a_clip_broken_after_the_split_is_skipped_with_a_count(
     from actiscope.options import TrainOptions
 
     data = make_moving_squares(tmp_path / "data", clips_per_class=6, groups=3, frames=4, size=16)
-    assert main(["data", "split", str(data), "--out", str(tmp_path / "split.json"), "--val", "0.2",
-                 "--test", "0.2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                str(data),
+                "--out",
+                str(tmp_path / "split.json"),
+                "--val",
+                "0.2",
+                "--test",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     broken = SplitManifest.load(tmp_path / "split.json").samples("train")[0].path
     broken.write_bytes(b"overwritten" * 40)
-    config = TrainOptions.from_flat(data=str(data), split=str(tmp_path / "split.json"), model="frame-avg", image_size=16,
-                         frames=4, epochs=1, workers=0, export="none", out=str(tmp_path / "runs"), name="r")  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(data),
+        split=str(tmp_path / "split.json"),
+        model="frame-avg",
+        image_size=16,
+        frames=4,
+        epochs=1,
+        workers=0,
+        export="none",
+        out=str(tmp_path / "runs"),
+        name="r",
+    )
     logger = logging.getLogger("actiscope")  # the CLI stops it propagating to the root logger
     logger.addHandler(caplog.handler)
     try:

@@ -24,8 +24,16 @@ from actiscope.predict import Predictor
 from actiscope.run import CompareDir
 from actiscope.workflows import compare
 
-OPTIONS = {"image_size": 32, "epochs": 2, "batch_size": 8, "lr": 3e-3, "workers": 0, "augment": "light",
-           "export": "none", "cache": False}  # fmt: skip
+OPTIONS = {
+    "image_size": 32,
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "workers": 0,
+    "augment": "light",
+    "export": "none",
+    "cache": False,
+}
 MODELS = ["simple-cnn", "mobilenet_v3_large"]
 
 

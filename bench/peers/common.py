@@ -19,8 +19,10 @@ def read_split(path: str) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
 def score(true: list[str], predicted: list[str]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"test_acc": round(accuracy_score(true, predicted), 4),
-            "test_f1": round(f1_score(true, predicted, average="macro"), 4)}  # fmt: skip
+    return {
+        "test_acc": round(accuracy_score(true, predicted), 4),
+        "test_f1": round(f1_score(true, predicted, average="macro"), 4),
+    }
 
 
 def fastai_setup(split: str, size: int, deadline: float) -> tuple[object, object, list[tuple[str, str]]]:
@@ -43,9 +45,17 @@ def fastai_setup(split: str, size: int, deadline: float) -> tuple[object, object
         (p, label, True) for p, label in files["val"]
     ]
     df = pd.DataFrame(rows, columns=["fname", "label", "is_valid"])
-    dls = ImageDataLoaders.from_df(df, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
-                                   item_tfms=Resize(size, method="squish"), batch_tfms=aug_transforms(),
-                                   bs=64, num_workers=2)  # fmt: skip
+    dls = ImageDataLoaders.from_df(
+        df,
+        path="/",
+        fn_col="fname",
+        label_col="label",
+        valid_col="is_valid",
+        item_tfms=Resize(size, method="squish"),
+        batch_tfms=aug_transforms(),
+        bs=64,
+        num_workers=2,
+    )
     return dls, TimeBudget(), files["test"]
 
 

@@ -33,8 +33,19 @@ def main() -> None:
     learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
     learn.fit_one_cycle(args.epochs, lr_max=args.lr, cbs=[budget_stop])
     result = fastai_test_score(learn, dls, test)
-    print(json.dumps({"tool": "fastai", "model": "resnet18", "image_size": args.size, "epochs": args.epochs,
-                      "epochs_done": learn.epoch + 1, "wall_minutes": round((time.time() - start) / 60, 2), **result}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "tool": "fastai",
+                "model": "resnet18",
+                "image_size": args.size,
+                "epochs": args.epochs,
+                "epochs_done": learn.epoch + 1,
+                "wall_minutes": round((time.time() - start) / 60, 2),
+                **result,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

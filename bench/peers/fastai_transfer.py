@@ -65,9 +65,20 @@ def main() -> None:
     epochs = args.epochs or max(1, int(args.minutes // 2))
     learn.fine_tune(epochs, cbs=[budget_stop])
     result = fastai_test_score(learn, dls, test)
-    print(json.dumps({"tool": "fastai", "model": args.model, "pretrained": "shared ImageNet file",
-                      "image_size": args.size, "epochs": epochs, "epochs_done": learn.epoch + 1,
-                      "wall_minutes": round((time.time() - start) / 60, 2), **result}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "tool": "fastai",
+                "model": args.model,
+                "pretrained": "shared ImageNet file",
+                "image_size": args.size,
+                "epochs": epochs,
+                "epochs_done": learn.epoch + 1,
+                "wall_minutes": round((time.time() - start) / 60, 2),
+                **result,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,20 @@ def main() -> None:
             target.symlink_to(path)
     model = YOLO("yolov8n-cls.yaml")
     hours = (args.minutes - 1.5) / 60  # leave time for the test pass
-    model.train(data=str(root), epochs=1000, time=hours, imgsz=args.size, batch=64, workers=2, device="cpu",
-                pretrained=False, plots=False, project=str(root / "runs"), name="cls", exist_ok=True)  # fmt: skip
+    model.train(
+        data=str(root),
+        epochs=1000,
+        time=hours,
+        imgsz=args.size,
+        batch=64,
+        workers=2,
+        device="cpu",
+        pretrained=False,
+        plots=False,
+        project=str(root / "runs"),
+        name="cls",
+        exist_ok=True,
+    )
     best = YOLO(str(root / "runs" / "cls" / "weights" / "best.pt"))
     true, predicted = [], []
     for path, label in files["test"]:
@@ -47,9 +59,18 @@ def main() -> None:
         true.append(label)
         predicted.append(result.names[int(result.probs.top1)])
     epochs = len((root / "runs" / "cls" / "results.csv").read_text().splitlines()) - 1
-    print(json.dumps({"tool": "ultralytics", "model": "yolov8n-cls", "image_size": args.size,
-                      "epochs_done": epochs, "wall_minutes": round((time.time() - start) / 60, 2),
-                      **score(true, predicted)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "tool": "ultralytics",
+                "model": "yolov8n-cls",
+                "image_size": args.size,
+                "epochs_done": epochs,
+                "wall_minutes": round((time.time() - start) / 60, 2),
+                **score(true, predicted),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,14 @@ class ExportResult:
         )
 
 
-def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantize: str | None = None,
-           calibration_images: int = 128) -> ExportResult:  # fmt: skip
+def export(
+    model_path: str | Path,
+    fmt: str,
+    *,
+    out: Path | None = None,
+    quantize: str | None = None,
+    calibration_images: int = 128,
+) -> ExportResult:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if quantize not in (None, "int8"):
@@ -86,9 +92,16 @@ def export(model_path: str | Path, fmt: str, *, out: Path | None = None, quantiz
             with tmp.open("wb") as fh:  # through Python, a full disk is the OSError the CLI names
                 torch.jit.save(torch.jit.trace(model, example), fh)
         else:
-            torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
-                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                              dynamo=False)  # fmt: skip
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                input_names=["pixels"],
+                output_names=["logits"],
+                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
     if fmt == "torchscript":
         scripted = torch.jit.load(str(target))
         with torch.inference_mode():
@@ -199,9 +212,17 @@ def quantize_onnx(onnx_path: Path, target: Path, calibration: Iterable[np.ndarra
         prepared = tmp.with_name(tmp.name + ".prepared.onnx")
         try:
             quant_pre_process(str(onnx_path), str(prepared))
-            quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QOperator,
-                            per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, nodes_to_exclude=_last_layer(prepared))  # fmt: skip
+            quantize_static(
+                str(prepared),
+                str(tmp),
+                Reader(),
+                quant_format=QuantFormat.QOperator,
+                per_channel=True,
+                reduce_range=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=_last_layer(prepared),
+            )
         finally:
             prepared.unlink(missing_ok=True)
 

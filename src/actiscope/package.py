@@ -105,11 +105,18 @@ def save_package(
         raise PackageError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
     config = model.data_config
     meta = PackageMeta(
-        architecture=model.architecture, kind=model.kind, image_size=config.image_size,
-        mean=list(config.mean), std=list(config.std), class_names=list(class_names), frames=config.frames,
-        metrics=metrics or {}, weights=weights or {}, created=datetime.now(UTC).isoformat(timespec="seconds"),
+        architecture=model.architecture,
+        kind=model.kind,
+        image_size=config.image_size,
+        mean=list(config.mean),
+        std=list(config.std),
+        class_names=list(class_names),
+        frames=config.frames,
+        metrics=metrics or {},
+        weights=weights or {},
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         person_crop=None if model.kind == "video" else person_crop,
-    )  # fmt: skip
+    )
     _clear(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_output(directory / WEIGHTS_FILE) as tmp:
@@ -162,10 +169,16 @@ def save_ensemble(
         shutil.copyfile(source / WEIGHTS_FILE, target / WEIGHTS_FILE)
         shutil.copyfile(source / META_FILE, target / META_FILE)  # last: the member is whole
     meta = replace(
-        first, architecture="ensemble(" + "+".join(m.architecture for m in metas) + ")", members=names,
-        metrics=metrics or {}, exports={}, weights={}, actiscope_version=__version__,
-        created=datetime.now(UTC).isoformat(timespec="seconds"), package_format=PACKAGE_FORMAT,
-    )  # fmt: skip
+        first,
+        architecture="ensemble(" + "+".join(m.architecture for m in metas) + ")",
+        members=names,
+        metrics=metrics or {},
+        exports={},
+        weights={},
+        actiscope_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        package_format=PACKAGE_FORMAT,
+    )
     atomic_write_text(directory / META_FILE, json.dumps(asdict(meta), indent=2))
     return meta
 

@@ -60,8 +60,19 @@ def _expected_failures() -> tuple[type[BaseException], ...]:
 
 
 # the evaluation metrics (evaluate.metrics) the experiment trackers get
-EVAL_SCALARS = ("accuracy", "balanced_accuracy", "top_k_accuracy", "precision", "recall", "f1", "cohen_kappa",
-                "log_loss", "expected_calibration_error", "roc_auc", "average_precision")  # fmt: skip
+EVAL_SCALARS = (
+    "accuracy",
+    "balanced_accuracy",
+    "top_k_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "cohen_kappa",
+    "log_loss",
+    "expected_calibration_error",
+    "roc_auc",
+    "average_precision",
+)
 
 
 # -- train ------------------------------------------------------------------------------------------

@@ -242,5 +242,8 @@ def test_csv_of_clips_is_a_video_dataset(tmp_path: Path) -> None:
     (root / "labels.csv").write_text("\n".join(lines))
     dataset = load_dataset(root / "labels.csv")
     assert (dataset.format, dataset.kind, len(dataset.samples), dataset.classes) == (
-        "csv", "video", 8, ["down", "left", "right", "up"],
-    )  # fmt: skip
+        "csv",
+        "video",
+        8,
+        ["down", "left", "right", "up"],
+    )

@@ -16,8 +16,13 @@ class FakeTTY(io.StringIO):
 
 
 def _trainer(epoch: int, max_epochs: int) -> SimpleNamespace:
-    return SimpleNamespace(current_epoch=epoch, max_epochs=max_epochs, is_global_zero=True, should_stop=False,
-                           fit_loop=SimpleNamespace(max_epochs=max_epochs))  # fmt: skip
+    return SimpleNamespace(
+        current_epoch=epoch,
+        max_epochs=max_epochs,
+        is_global_zero=True,
+        should_stop=False,
+        fit_loop=SimpleNamespace(max_epochs=max_epochs),
+    )
 
 
 def test_ask_stop_more_or_go_on() -> None:

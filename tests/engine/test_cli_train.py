@@ -93,8 +93,14 @@ def test_unwritable_output_and_missing_resume(
 
 def _cli(*args: str, **kw: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "actiscope.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "actiscope.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -118,8 +124,23 @@ def test_ctrl_c_or_sigterm_saves_a_resumable_run(colour_data: Path, tmp_path: Pa
 
 
 def test_ddp_on_cpu_with_two_processes(colour_data: Path, tmp_path: Path) -> None:
-    proc = _cli("train", str(colour_data), *TINY, "--epochs", "2", "--devices", "2", "--accelerator", "cpu",
-                "--precision", "32", "--out", str(tmp_path / "runs"), "--name", "ddp")  # fmt: skip
+    proc = _cli(
+        "train",
+        str(colour_data),
+        *TINY,
+        "--epochs",
+        "2",
+        "--devices",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--precision",
+        "32",
+        "--out",
+        str(tmp_path / "runs"),
+        "--name",
+        "ddp",
+    )
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     run = tmp_path / "runs" / "ddp"

@@ -30,8 +30,20 @@ from tests.faults import (
     plant_code,
 )
 
-TINY = ["--model", "simple-cnn", "--image-size", "32", "--batch-size", "8", "--workers", "0",
-        "--export", "none", "--precision", "32"]  # fmt: skip
+TINY = [
+    "--model",
+    "simple-cnn",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--export",
+    "none",
+    "--precision",
+    "32",
+]
 CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 
@@ -66,8 +78,19 @@ def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_last_whole_one(
     run = tmp_path / "runs" / "k"
     last = run / "checkpoints" / "last.ckpt"
     log = tmp_path / "train.log"
-    proc = actiscope("train", str(data), *TINY, "--epochs", "400", "--out", str(run.parent), "--name", "k",
-                     env=other_tmpdir, log=log)  # fmt: skip
+    proc = actiscope(
+        "train",
+        str(data),
+        *TINY,
+        "--epochs",
+        "400",
+        "--out",
+        str(run.parent),
+        "--name",
+        "k",
+        env=other_tmpdir,
+        log=log,
+    )
     # Caught writing last.ckpt (under that name or another), after a first one is there.
     caught = kill_while_writing(proc, run / "checkpoints", pattern="*last*", timeout=240, ready=last.is_file)
     assert caught is not None and proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
@@ -98,8 +121,11 @@ def test_a_full_disk_during_training_is_one_line_and_leaves_no_half_file(data: P
         "no space left" if disk.how == "tmpfs" else r"file too large for the file size limit \(`ulimit -f`\)"
     )
     (line,) = errors
-    assert re.fullmatch(rf"actiscope: error: {problem} in {out}/r/checkpoints \(writing (best|last)\.ckpt\): "
-                        r".* choose another --out", line), line  # fmt: skip
+    assert re.fullmatch(
+        rf"actiscope: error: {problem} in {out}/r/checkpoints \(writing (best|last)\.ckpt\): "
+        r".* choose another --out",
+        line,
+    ), line
     # What is there is whole: the run's files parse, a checkpoint there loads, no temporary file is left.
     run = after / "r"
     assert (

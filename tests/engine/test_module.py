@@ -19,8 +19,10 @@ def _hand_written_groups(module: ActionClassifier) -> list[tuple[list[int], floa
         if hp.mode == "linear" and part is module.model.backbone:
             continue
         params = list(part.parameters())
-        groups += [([id(p) for p in params if p.ndim > 1], lr, hp.weight_decay),
-                   ([id(p) for p in params if p.ndim <= 1], lr, 0.0)]  # fmt: skip
+        groups += [
+            ([id(p) for p in params if p.ndim > 1], lr, hp.weight_decay),
+            ([id(p) for p in params if p.ndim <= 1], lr, 0.0),
+        ]
     return [g for g in groups if g[0]]
 
 

@@ -41,8 +41,23 @@ def test_every_logger_leaves_its_files_and_a_log_file_gets_a_line_per_epoch(
     lightning_messages: list[str],
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    argv = ["train", str(colour_data), *TINY, "--epochs", "2", "--export", "none", "--out", str(tmp_path),
-            "--name", "r", "--logger", "csv,tensorboard", "--logger", "mlflow"]  # fmt: skip
+    argv = [
+        "train",
+        str(colour_data),
+        *TINY,
+        "--epochs",
+        "2",
+        "--export",
+        "none",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--logger",
+        "csv,tensorboard",
+        "--logger",
+        "mlflow",
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(argv) == 0
@@ -96,8 +111,21 @@ def test_every_logger_leaves_its_files_and_a_log_file_gets_a_line_per_epoch(
 def test_a_run_without_a_test_split_says_so(
     colour_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", str(colour_data), *TINY, "--epochs", "1", "--test", "0", "--export", "int8",
-            "--out", str(tmp_path), "--name", "r"]  # fmt: skip
+    argv = [
+        "train",
+        str(colour_data),
+        *TINY,
+        "--epochs",
+        "1",
+        "--test",
+        "0",
+        "--export",
+        "int8",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     assert main(argv) == 0
     out, err = capsys.readouterr()
     run = RunDir(tmp_path / "r")
@@ -116,11 +144,29 @@ def test_a_run_without_a_test_split_says_so(
 
 def test_the_epoch_line_under_a_time_limit() -> None:
     rows = [
-        {"epoch": 1, "train_loss": 2.0, "train_acc": 0.5, "val_loss": 1.5, "val_acc": 0.6, "val_f1": 0.55,
-         "lr": 0.001, "seconds": 12.34, "train_images_per_s": 99.6},
-        {"epoch": 2, "train_loss": 1.0, "train_acc": 0.7, "val_loss": 1.6, "val_acc": 0.5, "val_f1": None,
-         "lr": None, "seconds": 10.0, "train_images_per_s": 120.0},
-    ]  # fmt: skip
+        {
+            "epoch": 1,
+            "train_loss": 2.0,
+            "train_acc": 0.5,
+            "val_loss": 1.5,
+            "val_acc": 0.6,
+            "val_f1": 0.55,
+            "lr": 0.001,
+            "seconds": 12.34,
+            "train_images_per_s": 99.6,
+        },
+        {
+            "epoch": 2,
+            "train_loss": 1.0,
+            "train_acc": 0.7,
+            "val_loss": 1.6,
+            "val_acc": 0.5,
+            "val_f1": None,
+            "lr": None,
+            "seconds": 10.0,
+            "train_images_per_s": 120.0,
+        },
+    ]
     assert epoch_line("resnet18", rows, 1000, 4.25) == (
         "resnet18 epoch 2/1000 (4.2 min left): train loss 1.0000 acc 0.7000 | val loss 1.6000 acc 0.5000 "
         "F1 - | lr - | 10.0 s, 120 images/s | best val acc 0.6000 (epoch 1)"

@@ -37,8 +37,16 @@ def test_train_writes_the_whole_run_directory(colour_data: Path, tmp_path: Path)
     )
     run = tmp_path / "r"
     assert result.run_dir == run
-    for name in ("config.yaml", "split.json", "history.csv", "curves.png", "checkpoints/best.ckpt",
-                 "checkpoints/last.ckpt", "model/model.safetensors", "model/model.json"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "split.json",
+        "history.csv",
+        "curves.png",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "model/model.safetensors",
+        "model/model.json",
+    ):
         assert (run / name).is_file(), name
     rows = _history(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -82,8 +90,12 @@ def test_resume_of_a_run_the_previous_turn_wrote(colour_data: Path, tmp_path: Pa
     import sys
 
     repo = Path(__file__).resolve().parents[2]
-    if not (repo / ".git").exists() or subprocess.run(["git", "-C", str(repo), "cat-file", "-e", TURN_OLD],
-                                                     capture_output=True).returncode:  # fmt: skip
+    if (
+        not (repo / ".git").exists()
+        or subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-e", TURN_OLD], capture_output=True
+        ).returncode
+    ):
         pytest.skip(f"needs the git history with {TURN_OLD}")
     old = tmp_path / "old-code"
     old.mkdir()
@@ -92,9 +104,29 @@ def test_resume_of_a_run_the_previous_turn_wrote(colour_data: Path, tmp_path: Pa
     )
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     env = {**os.environ, "PYTHONPATH": str(old / "src")}
-    argv = [sys.executable, "-c", "import sys; from actiscope.cli import main; sys.exit(main(sys.argv[1:]))", "train", str(colour_data), "--model", "simple-cnn", "--image-size",
-            "32", "--epochs", "1", "--workers", "0", "--export", "none", "--precision", "32", "--out",
-            str(tmp_path), "--name", "old"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; from actiscope.cli import main; sys.exit(main(sys.argv[1:]))",
+        "train",
+        str(colour_data),
+        "--model",
+        "simple-cnn",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--export",
+        "none",
+        "--precision",
+        "32",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "old",
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     run = tmp_path / "old"
@@ -113,8 +145,17 @@ def test_linear_mode_trains_only_the_head(colour_data: Path, tmp_path: Path) -> 
     pretrained = create_model("simple-cnn", 3)
     weights = tmp_path / "pretrained.pth"
     torch.save(pretrained.state_dict(), weights)
-    result = train(TrainOptions.from_flat(data=str(colour_data), epochs=3, out=str(tmp_path), name="lin",
-                               weights=str(weights), mode="linear", **{**TINY, "lr": 0.05}))  # fmt: skip
+    result = train(
+        TrainOptions.from_flat(
+            data=str(colour_data),
+            epochs=3,
+            out=str(tmp_path),
+            name="lin",
+            weights=str(weights),
+            mode="linear",
+            **{**TINY, "lr": 0.05},
+        )
+    )
     model, _ = load_package(result.run_dir)
     for key, value in pretrained.backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[key], value), key  # BN statistics included
@@ -181,8 +222,14 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
 
 
 def test_mixup_on_cached_features_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    config = TrainOptions.from_flat(data=str(tmp_path / "nowhere"), mode="linear", weights="imagenet", mixup=0.2,
-                         out=str(tmp_path / "runs"), **{k: v for k, v in TINY.items() if k != "model"})  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(tmp_path / "nowhere"),
+        mode="linear",
+        weights="imagenet",
+        mixup=0.2,
+        out=str(tmp_path / "runs"),
+        **{k: v for k, v in TINY.items() if k != "model"},
+    )
     with pytest.raises(ConfigError, match="--mode linear trains on cached features"):
         train(config)
     assert not (tmp_path / "runs").exists()

@@ -55,8 +55,28 @@ def test_the_cli_prints_the_recipe(
 ) -> None:
     pretrained = tmp_path / "pretrained.pth"
     torch.save(ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"]).model.state_dict(), pretrained)
-    code = main(["train", str(colour_data), "--model", "simple-cnn", "--weights", str(pretrained), "--image-size",
-                 "32", "--epochs", "2", "--workers", "0", "--export", "none", "--out", str(tmp_path), "--name", "r"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(colour_data),
+            "--model",
+            "simple-cnn",
+            "--weights",
+            str(pretrained),
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--workers",
+            "0",
+            "--export",
+            "none",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert f"recipe: finetune from {pretrained} weights (batch-size 32, lr 0.003, backbone-lr-mult 0.1" in err
@@ -99,9 +119,22 @@ def test_head_warm_up_trains_only_the_head_on_cached_features(
 ) -> None:
     pretrained = tmp_path / "pretrained.pth"
     torch.save(ActionClassifier(ModelOptions(), OptimOptions(), ["a", "b"]).model.state_dict(), pretrained)
-    config = TrainOptions.from_flat(data=str(colour_data), model="simple-cnn", weights=str(pretrained), mode="finetune",
-                         head_epochs=50, views=2, epochs=1, image_size=32, lr=0.05, workers=0, export="none",
-                         out=str(tmp_path), name="r", cache=False)  # fmt: skip
+    config = TrainOptions.from_flat(
+        data=str(colour_data),
+        model="simple-cnn",
+        weights=str(pretrained),
+        mode="finetune",
+        head_epochs=50,
+        views=2,
+        epochs=1,
+        image_size=32,
+        lr=0.05,
+        workers=0,
+        export="none",
+        out=str(tmp_path),
+        name="r",
+        cache=False,
+    )
     manifest = make_split(load_dataset(colour_data), seed=0)
     module = _module(config, manifest, 32)
     load_weights(module.model, pretrained)
@@ -152,9 +185,30 @@ def test_imagenet_linear_beats_scratch_by_far_on_held_out_images(shared_data: Pa
 def test_weights_auto_says_why_it_trains_from_scratch(
     colour_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["train", str(colour_data), "--model", "simple-cnn", "--weights", "auto", "--image-size", "32",
-                 "--epochs", "1", "--batch-size", "8", "--workers", "0", "--export", "none", "--out", str(tmp_path),
-                 "--name", "r"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(colour_data),
+            "--model",
+            "simple-cnn",
+            "--weights",
+            "auto",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--export",
+            "none",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert "training from scratch: simple-cnn has no published pretrained weights" in err

@@ -114,8 +114,23 @@ def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.Captu
     torch.manual_seed(0)
     weights = tmp_path / "features.pth"  # any fixed network: colours separate on its features
     torch.save(create_model("simple-cnn", len(classes)).state_dict(), weights)
-    code = main(["data", "audit", str(data), "--model", "simple-cnn", "--weights", str(weights), "--image-size",
-                 "32", "--folds", "4", "--out", str(tmp_path / "audit")])  # fmt: skip
+    code = main(
+        [
+            "data",
+            "audit",
+            str(data),
+            "--model",
+            "simple-cnn",
+            "--weights",
+            str(weights),
+            "--image-size",
+            "32",
+            "--folds",
+            "4",
+            "--out",
+            str(tmp_path / "audit"),
+        ]
+    )
     assert code == 0
     table = tmp_path / "audit" / "audit.csv"
     with open(table, newline="", encoding="utf-8") as fh:

@@ -75,8 +75,12 @@ def test_report_names_the_starting_weights(trained_run: Path, tmp_path: Path) ->
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     model, meta = load_package(run)
-    provenance = {"name": "imagenet", "source": "torchvision hub cache", "sha256": "3a48c2260dbe" + "0" * 52,
-                  "file": "/hub/checkpoints/mobilenet_v2-7ebf99e0.pth"}  # fmt: skip
+    provenance = {
+        "name": "imagenet",
+        "source": "torchvision hub cache",
+        "sha256": "3a48c2260dbe" + "0" * 52,
+        "file": "/hub/checkpoints/mobilenet_v2-7ebf99e0.pth",
+    }
     save_package(model, run / "model", class_names=meta.class_names, metrics=meta.metrics, weights=provenance)
     result = evaluate(run, backend="torch", workers=0)
     report = (result.out / "report.md").read_text()

@@ -20,7 +20,10 @@ def test_api_against_postgresql(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": URL, "ACTISCOPE_DATA_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/web/test_api.py"],
-        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

@@ -49,8 +49,11 @@ def test_pages_and_predictions_read_no_pickle(served: Path, monkeypatch: pytest.
 
 def test_a_package_whose_model_files_would_run_code_is_refused(served: Path, tmp_path: Path) -> None:
     package = tmp_path / "runs" / "run" / "model"
-    refusals = {"model.safetensors": "cannot read the weights", "model.onnx": "not a usable ONNX model",
-                "model.int8.onnx": "not a usable ONNX model"}  # fmt: skip
+    refusals = {
+        "model.safetensors": "cannot read the weights",
+        "model.onnx": "not a usable ONNX model",
+        "model.int8.onnx": "not a usable ONNX model",
+    }
     for name in refusals:  # whichever backend `auto` chooses on this CPU
         plant_code(package / name, served)
     status, body = _predict(APIClient())

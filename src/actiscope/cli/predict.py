@@ -157,9 +157,14 @@ def _predict(
     unit = _plural(predictor.meta.kind)[:-1]
     with Progress("predict", unit, len(files)) as bar:
         return predict_rows(
-            predictor, files, top_k=args.top_k, batch_size=args.batch_size, workers=args.workers,
-            progress=bar, boxes=boxes,
-        )  # fmt: skip
+            predictor,
+            files,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=bar,
+            boxes=boxes,
+        )
 
 
 def _print_table(rows: list[Row], top_k: int) -> None:

@@ -23,8 +23,18 @@ from actiscope.files import atomic_write_text
 from actiscope.run import RunDir
 
 log = logging.getLogger(__name__)
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr", "seconds",
-                   "train_seconds", "train_images_per_s")  # fmt: skip
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_f1",
+    "lr",
+    "seconds",
+    "train_seconds",
+    "train_images_per_s",
+)
 # what History measures that the LightningModule does not log: it sends these to the experiment loggers
 TRACKED = ("lr", "seconds", "train_images_per_s")
 

@@ -89,8 +89,10 @@ def train(
     # A DDP rank > 0 (the rank Lightning read from its launcher): rank 0 already prepared the run.
     worker = distributed and getattr(rank_zero_only, "rank", 0) != 0  # set by Lightning, undeclared
     if options.optim.mode == "linear" and (options.optim.mixup or options.optim.cutmix):
-        raise ConfigError("--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
-                          "drop them, or use --mode finetune")  # fmt: skip
+        raise ConfigError(
+            "--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
+            "drop them, or use --mode finetune"
+        )
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
     entry = get_entry(options.model.architecture)
@@ -116,8 +118,10 @@ def train(
         frames=options.model.frames or entry.data_config.frames,
     )
     if manifest.kind != entry.kind:
-        raise DataError(f"{options.data.path} holds {manifest.kind}s and {options.model.architecture} is a model for {entry.kind}s; "
-                        f"choose one from `actiscope models --kind {manifest.kind}`")  # fmt: skip
+        raise DataError(
+            f"{options.data.path} holds {manifest.kind}s and {options.model.architecture} is a model for {entry.kind}s; "
+            f"choose one from `actiscope models --kind {manifest.kind}`"
+        )
     for line in announce:
         log.info(line)
     L.seed_everything(options.trainer.seed, workers=True, verbose=False)  # before the model's initialisation
@@ -128,10 +132,17 @@ def train(
         run = _new_run_dir(options)
         manifest.save(run.split)
     datamodule = ActionDataModule(
-        manifest, data_config, batch_size=options.optim.batch_size, workers=options.data.workers, augment=options.data.augment,
-        balance=options.data.balance, crop_margin=options.data.crop_margin if options.data.crop_person else None,
-        use_cache=options.data.cache, seed=options.trainer.seed, sampling=options.data.sampling,
-    )  # fmt: skip
+        manifest,
+        data_config,
+        batch_size=options.optim.batch_size,
+        workers=options.data.workers,
+        augment=options.data.augment,
+        balance=options.data.balance,
+        crop_margin=options.data.crop_margin if options.data.crop_person else None,
+        use_cache=options.data.cache,
+        seed=options.trainer.seed,
+        sampling=options.data.sampling,
+    )
     return _fit(options, run, module, datamodule, manifest, resume=resume is not None, callbacks=callbacks)
 
 
@@ -220,8 +231,14 @@ def _fit(
     metrics |= {"precision": used, **fallback}
     package = None
     if trainer.is_global_zero:
-        save_package(module.model, run.model, class_names=manifest.classes, metrics=metrics,
-                     weights=module.weights_provenance, person_crop=datamodule.person_crop)  # fmt: skip
+        save_package(
+            module.model,
+            run.model,
+            class_names=manifest.classes,
+            metrics=metrics,
+            weights=module.weights_provenance,
+            person_crop=datamodule.person_crop,
+        )
         package = run.model
     return RunResult(run.path, metrics, trainer.current_epoch, package, trainer.loggers)
 
@@ -341,8 +358,14 @@ def _precompute_features(
     datamodule.setup("fit")
     started = time.perf_counter()
     rows = datamodule.precompute_features(_extractor(module, precision), views=views)
-    log.info("features: %d train rows (%d per image), %d val, %d test in %.1f s", rows["train"], views,
-             rows["val"], rows["test"], time.perf_counter() - started)  # fmt: skip
+    log.info(
+        "features: %d train rows (%d per image), %d val, %d test in %.1f s",
+        rows["train"],
+        views,
+        rows["val"],
+        rows["test"],
+        time.perf_counter() - started,
+    )
 
 
 def _warm_up_head(
@@ -367,8 +390,12 @@ def _warm_up_head(
     model.drop.train()
     for _ in range(options.optim.head_epochs):
         for batch in torch.randperm(len(x), generator=generator).split(options.optim.batch_size):
-            loss = F.cross_entropy(model.forward_head(x[batch]), y[batch], weight=module.class_weight,
-                                   label_smoothing=options.optim.label_smoothing)  # fmt: skip
+            loss = F.cross_entropy(
+                model.forward_head(x[batch]),
+                y[batch],
+                weight=module.class_weight,
+                label_smoothing=options.optim.label_smoothing,
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -382,9 +409,14 @@ def _warm_up_head(
             else float("nan")
         )
     module.train()  # Lightning trains the module in the mode it finds it in
-    log.info("head warm-up: %d epochs on the features of %d train images (%d views) in %.1f s; val accuracy %.4f",
-             options.optim.head_epochs, len(datamodule.datasets["train"]), options.optim.views, time.perf_counter() - started,
-             val_acc)  # fmt: skip
+    log.info(
+        "head warm-up: %d epochs on the features of %d train images (%d views) in %.1f s; val accuracy %.4f",
+        options.optim.head_epochs,
+        len(datamodule.datasets["train"]),
+        options.optim.views,
+        time.perf_counter() - started,
+        val_acc,
+    )
 
 
 def _trainer(
@@ -392,9 +424,13 @@ def _trainer(
 ) -> tuple[L.Trainer, ModelCheckpoint, History]:
     best, last = run.best_checkpoint, run.last_checkpoint
     checkpoint = ModelCheckpoint(
-        dirpath=best.parent, filename=best.stem, monitor="val_acc", mode="max",
-        auto_insert_metric_name=False, enable_version_counter=False,
-    )  # fmt: skip
+        dirpath=best.parent,
+        filename=best.stem,
+        monitor="val_acc",
+        mode="max",
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
     # Lightning's save_last only writes when a new best is saved; resuming needs every epoch's state.
     latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, enable_version_counter=False)
     history = History(run)

@@ -77,10 +77,16 @@ def _measure(name: str, run: RunDir) -> Row:
     params = sum(p.numel() for p in model.parameters())
     pixels = predictor.preprocess(result.files[0])[None]
     return Row(
-        model=name, status="done", accuracy=m["accuracy"], macro_f1=m["f1"]["macro"],
-        params_m=round(params / 1e6, 3), gflops=round(_flops(model, torch.from_numpy(pixels)) / 1e9, 3),
-        infer_ms=round(_latency_ms(predictor, pixels), 2), backend=predictor.backend, run=str(run.path),
-    )  # fmt: skip
+        model=name,
+        status="done",
+        accuracy=m["accuracy"],
+        macro_f1=m["f1"]["macro"],
+        params_m=round(params / 1e6, 3),
+        gflops=round(_flops(model, torch.from_numpy(pixels)) / 1e9, 3),
+        infer_ms=round(_latency_ms(predictor, pixels), 2),
+        backend=predictor.backend,
+        run=str(run.path),
+    )
 
 
 def _flops(model: torch.nn.Module, pixels: torch.Tensor) -> float:
@@ -121,11 +127,17 @@ def ensemble_row(members: list[Row]) -> Row | None:
     y = np.array([names.index(t) for t in truth])
     m = classification_metrics(y, probs, names)
     return Row(
-        model="ensemble(" + "+".join(r.model for r in members) + ")", status="done", accuracy=m["accuracy"],
-        macro_f1=m["f1"]["macro"], params_m=round(sum(r.params_m or 0 for r in members), 3),
-        gflops=round(sum(r.gflops or 0 for r in members), 3), train_s=round(sum(r.train_s or 0 for r in members), 1),
-        infer_ms=round(sum(r.infer_ms or 0 for r in members), 2), backend="sum of members (not packaged)", run="",
-    )  # fmt: skip
+        model="ensemble(" + "+".join(r.model for r in members) + ")",
+        status="done",
+        accuracy=m["accuracy"],
+        macro_f1=m["f1"]["macro"],
+        params_m=round(sum(r.params_m or 0 for r in members), 3),
+        gflops=round(sum(r.gflops or 0 for r in members), 3),
+        train_s=round(sum(r.train_s or 0 for r in members), 1),
+        infer_ms=round(sum(r.infer_ms or 0 for r in members), 2),
+        backend="sum of members (not packaged)",
+        run="",
+    )
 
 
 def plot_leaderboard(out: CompareDir, shown: list[Row], select: str) -> None:
@@ -134,8 +146,19 @@ def plot_leaderboard(out: CompareDir, shown: list[Row], select: str) -> None:
     plot_compare(points, SELECT_NAMES[select], out.plot)
 
 
-COLUMNS = ("rank", "model", "accuracy", "macro_f1", "params_m", "gflops", "train_s", "epochs", "infer_ms",
-           "backend", "status")  # fmt: skip
+COLUMNS = (
+    "rank",
+    "model",
+    "accuracy",
+    "macro_f1",
+    "params_m",
+    "gflops",
+    "train_s",
+    "epochs",
+    "infer_ms",
+    "backend",
+    "status",
+)
 
 
 def _table(rows: list[Row], blend: Row | None) -> list[dict[str, Any]]:
@@ -169,14 +192,32 @@ def write_leaderboard(out: CompareDir, rows: list[Row], select: str, blend: Row 
             return "-"
         return f"{value:.4f}" if column in SELECT else str(value)
 
-    headers = ["#", "model", "accuracy", "macro-F1", "params (M)", "GFLOPs", "train s", "epochs",
-               "CPU ms/image", "backend", "status"]  # fmt: skip
-    lines = [f"# Leaderboard (ranked by {SELECT_NAMES[select]})", "",
-             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]  # fmt: skip
+    headers = [
+        "#",
+        "model",
+        "accuracy",
+        "macro-F1",
+        "params (M)",
+        "GFLOPs",
+        "train s",
+        "epochs",
+        "CPU ms/image",
+        "backend",
+        "status",
+    ]
+    lines = [
+        f"# Leaderboard (ranked by {SELECT_NAMES[select]})",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + " --- |" * len(headers),
+    ]
     lines += ["| " + " | ".join(cell(c, r[c]) for c in COLUMNS) + " |" for r in table]
-    lines += ["", f"Every model trained on the same {out.split.name} with the same options and was evaluated on the "
-              "same test images. CPU ms/image: batch 1, median of 20, the package's default backend.",
-              f"`{out.best.name}/` holds the package of rank 1{_ensemble_note(out, blend)}."]  # fmt: skip
+    lines += [
+        "",
+        f"Every model trained on the same {out.split.name} with the same options and was evaluated on the "
+        "same test images. CPU ms/image: batch 1, median of 20, the package's default backend.",
+        f"`{out.best.name}/` holds the package of rank 1{_ensemble_note(out, blend)}.",
+    ]
     if out.plot.is_file():
         lines += ["", f"![accuracy against inference cost]({out.plot.name})"]
     atomic_write_text(out.leaderboard_md, "\n".join(lines) + "\n")

@@ -98,19 +98,34 @@ def evaluate(
     metrics = classification_metrics(y_true, probs, meta.class_names)
     cropped = sum(predictor.preprocess.crops(boxes[i]) for i in kept)
     if predictor.crops_person and cropped < len(kept):
-        log.warning("%s: %d of %d images have no person box and were given whole; the model was trained on "
-                    "person crops", source, len(kept) - cropped, len(kept))  # fmt: skip
+        log.warning(
+            "%s: %d of %d images have no person box and were given whole; the model was trained on "
+            "person crops",
+            source,
+            len(kept) - cropped,
+            len(kept),
+        )
     described = {
-        "architecture": meta.architecture, "package": str(directory), "image_size": meta.image_size,
-        "kind": meta.kind, "frames": meta.frames, "weights": meta.weights, "person_crop": meta.person_crop,
+        "architecture": meta.architecture,
+        "package": str(directory),
+        "image_size": meta.image_size,
+        "kind": meta.kind,
+        "frames": meta.frames,
+        "weights": meta.weights,
+        "person_crop": meta.person_crop,
         "members": [read_meta(d).architecture for d in member_dirs(directory, meta)],
-    }  # fmt: skip
+    }
     metrics = {
-        "model": described, "data": source, "split": split, "backend": predictor.backend, "tta": tta,
-        "unreadable": len(unreadable), "unreadable_files": unreadable,
+        "model": described,
+        "data": source,
+        "split": split,
+        "backend": predictor.backend,
+        "tta": tta,
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable,
         "person_boxes": {"cropped": cropped, "whole": len(kept) - cropped if predictor.crops_person else 0},
         **metrics,
-    }  # fmt: skip
+    }
     target.path.mkdir(parents=True, exist_ok=True)
     _write_predictions(target.predictions, files, y_true, probs, meta.class_names)
     written = _write_plots(target, y_true, probs, meta.class_names, files, metrics)
@@ -183,9 +198,13 @@ def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, lis
 
 
 def _write_plots(
-    out: EvalDir, y_true: np.ndarray, probs: np.ndarray, names: Sequence[str], files: Sequence[Path],
+    out: EvalDir,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    names: Sequence[str],
+    files: Sequence[Path],
     metrics: dict[str, Any],
-) -> list[Path]:  # fmt: skip
+) -> list[Path]:
     y_pred = probs.argmax(1)
     confidence = probs.max(1)
     wrong = np.flatnonzero(y_pred != y_true)
@@ -281,9 +300,14 @@ def render_report(metrics: dict[str, Any], plot_names: Sequence[str]) -> str:
     ]
     if m["undefined"]:
         lines += ["## Undefined values", "", *(f"- {note}" for note in m["undefined"]), ""]
-    titles = {"confusion_matrix.png": "Confusion matrix", "roc.png": "ROC curves", "pr.png": "Precision-recall",
-              "reliability.png": "Calibration", "per_class.png": "F1 per class",
-              "mistakes.png": "Most confident mistakes"}  # fmt: skip
+    titles = {
+        "confusion_matrix.png": "Confusion matrix",
+        "roc.png": "ROC curves",
+        "pr.png": "Precision-recall",
+        "reliability.png": "Calibration",
+        "per_class.png": "F1 per class",
+        "mistakes.png": "Most confident mistakes",
+    }
     lines += ["## Plots", ""]
     for name in plot_names:
         lines += [f"### {titles.get(name, name)}", "", f"![{titles.get(name, name)}]({name})", ""]
