@@ -3,8 +3,10 @@ the closest valid ones; choice lists are the library's own."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,27 @@ def test_a_negative_number_is_a_value_not_an_option(
 ) -> None:
     code = main(["train", str(tmp_path / "nowhere"), "--lr", "-1", "--seed", "-3"])
     assert code == 2 and "--lr must be positive, got -1.0" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default() -> None:
+    from actiscope.cli import build_parser
+    from actiscope.cli.arguments import HelpFormatter
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.Action]]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                yield path, action
+
+    shown = HelpFormatter("actiscope")
+    found = list(walk(build_parser(), "actiscope"))
+    assert len(found) > 150  # every command's options, the training options of train, compare and tune too
+    for path, action in found:
+        text = shown._get_help_string(action)
+        assert text, f"{path} {action.option_strings or action.dest}: no help"
+        if action.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in text, (
+                f"{path} {action.option_strings}: the default {action.default!r} is not shown"
+            )

@@ -47,9 +47,29 @@ def did_you_mean(suggestions: Sequence[str]) -> str:
     return f"; did you mean {listed}?"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one and the help does not say it already
+    (the training options write theirs, with what each recipe sets). argparse's own
+    ArgumentDefaultsHelpFormatter would also print "(default: None)" for every option left to a recipe."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (exit status 2), naming the closest valid options
-    or choices for a typo (Python 3.11's argparse has no `suggest_on_error`)."""
+    or choices for a typo (Python 3.11's argparse has no `suggest_on_error`), and shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -155,7 +175,7 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: int8 ONNX if its accuracy check passed at export, else ONNX, else PyTorch",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="images (or clips) per inference batch")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
 
 

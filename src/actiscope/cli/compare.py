@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         "--models", required=True, help="comma-separated registry names (see `actiscope models`)"
     )
     compare.add_argument("--out", type=Path, default=Path("compare"), help="folder for runs and leaderboard")
-    add_library_choice(compare, "--select", choices=LibraryChoices(_select), default="accuracy")
+    add_library_choice(
+        compare, "--select", choices=LibraryChoices(_select), default="accuracy", help="what ranks the models"
+    )
     compare.add_argument(
         "--ensemble",
         type=int,

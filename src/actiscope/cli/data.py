@@ -34,11 +34,17 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     split = data_sub.add_parser("split", help="stratified, duplicate-aware train/val/test split")
     add_dataset_args(split)
     split.add_argument("--out", type=Path, required=True, help="the split manifest to write (split.json)")
-    split.add_argument("--val", type=float, default=0.15)
-    split.add_argument("--test", type=float, default=0.15)
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--near-distance", type=int, default=4, metavar="BITS")
-    split.add_argument("--workers", type=int, default=None)
+    split.add_argument("--val", type=float, default=0.15, help="fraction held out for validation")
+    split.add_argument("--test", type=float, default=0.15, help="fraction held out for the test")
+    split.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    split.add_argument(
+        "--near-distance",
+        type=int,
+        default=4,
+        metavar="BITS",
+        help="perceptual-hash distance at which near duplicates are kept in one split (-1: exact only)",
+    )
+    split.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     split.add_argument(
         "--exclude",
         type=Path,

@@ -18,12 +18,14 @@ def _methods() -> Sequence[str]:
 def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     explain = sub.add_parser("explain", help="Grad-CAM heat map: where the model looked")
     add_model_arg(explain)
-    explain.add_argument("image", type=Path, metavar="IMAGE")
+    explain.add_argument("image", type=Path, metavar="IMAGE", help="the image to explain")
     explain.add_argument("--out", type=Path, help="overlay PNG (default: IMAGE_STEM.gradcam.png here)")
     explain.add_argument(
         "--class", dest="class_name", metavar="NAME", help="explain this class (default: top-1)"
     )
-    add_library_choice(explain, "--method", choices=LibraryChoices(_methods), default="gradcam")
+    add_library_choice(
+        explain, "--method", choices=LibraryChoices(_methods), default="gradcam", help="attribution method"
+    )
     explain.set_defaults(handler=run)
 
 

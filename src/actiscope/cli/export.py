@@ -18,7 +18,9 @@ def _formats() -> Sequence[str]:
 def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     export = sub.add_parser("export", help="export a model package to ONNX or TorchScript")
     add_model_arg(export)
-    add_library_choice(export, "--format", choices=LibraryChoices(_formats), required=True)
+    add_library_choice(
+        export, "--format", choices=LibraryChoices(_formats), required=True, help="the file format to write"
+    )
     export.add_argument("--out", type=Path, help="default: into the package, where --backend onnx finds it")
     export.add_argument(
         "--quantize", choices=("int8",), help="ONNX Runtime static int8, calibrated on training images"

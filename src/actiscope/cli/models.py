@@ -11,7 +11,9 @@ KINDS = ("image", "video")
 
 def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     models = sub.add_parser("models", help="list the architectures in the registry")
-    models.add_argument("--kind", choices=KINDS)
+    models.add_argument(
+        "--kind", choices=KINDS, help="only the models for images or for clips (default: both)"
+    )
     models.set_defaults(handler=run)
 
 

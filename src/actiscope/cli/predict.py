@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         help="person boxes (columns path,xmin,ymin,xmax,ymax; paths relative to the CSV) for a model "
         "trained on person crops: each image is cropped as in training",
     )
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--top-k", type=int, default=3, help="classes per prediction, best first")
     add_inference_args(predict)
     predict.add_argument(
         "--format",

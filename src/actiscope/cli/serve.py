@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         action="store_true",
         help="on such an address, let anyone read the pages and predict (changes still need a login)",
     )
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
     default = DEFAULT_CAPACITY
     serve.add_argument(

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=ArgumentParser)
 
     add = user_sub.add_parser("add", help="a user who may log in (password from a prompt, stdin or env)")
-    add.add_argument("name")
+    add.add_argument("name", help="the new user's name")
     add.add_argument(
         "--password-stdin",
         action="store_true",
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     add.set_defaults(handler=run_add)
 
     token = user_sub.add_parser("token", help="print the user's API token, made on first use")
-    token.add_argument("name")
+    token.add_argument("name", help="the user whose API token to print")
     token.add_argument("--new", action="store_true", help="replace the token; the old one stops working")
     token.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     token.set_defaults(handler=run_token)
