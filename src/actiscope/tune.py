@@ -236,7 +236,8 @@ def _check_same_search(
 ) -> None:
     """A rerun continues the search it finds only with the options that search had (else its trials would
     not be comparable); a new study records them."""
-    options, given = base.flat(), sorted(fixed)
+    # as the study stores them (JSON: a tuple of loggers comes back a list)
+    options, given = json.loads(json.dumps(base.flat())), sorted(fixed)
     if "options" not in study.user_attrs:
         study.set_user_attr("options", options)
         study.set_user_attr("fixed", given)
