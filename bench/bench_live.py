@@ -77,10 +77,14 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--min-gap-ms", type=float, default=0)
+    parser.add_argument(
+        "--backend", default="auto", help="`serve --backend`: e.g. onnx-int8 (default: auto, as served)"
+    )
     args = parser.parse_args()
     run = RunDir(args.run)
     meta = read_meta(run.model)
-    backend = choose_backend(run.model, meta)  # what the server's Predictor.load("auto") picks too
+    # what the server's Predictor.load("auto") picks, or the one asked for
+    backend = choose_backend(run.model, meta) if args.backend == "auto" else args.backend
     frames = frames_of(run, meta.kind, 64)
 
     with socket.socket() as s:
@@ -100,6 +104,8 @@ def main() -> None:
         str(port),
         "--data-dir",
         data,
+        "--backend",
+        args.backend,
     ]
     env = {**os.environ, "ACTISCOPE_THROTTLE": "1000000"}  # one browser at this rate is not abuse
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

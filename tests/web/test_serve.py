@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,26 @@ def test_the_capacity_reaches_gunicorn_and_the_workers_settings() -> None:
     cli = main_parser().parse_args(["serve", "--slots", "0"])
     with pytest.raises(ActiscopeError, match="--slots"):
         serve_capacity(cli)
+
+
+def test_serve_backend_is_checked_before_gunicorn_and_is_the_one_served(
+    trained_run: Path, tmp_path: Path, settings: Any
+) -> None:
+    """`serve --backend onnx-int8` for a package without its int8 file is one line that names the
+    export, before anything starts; a backend that is there is the one the served Predictor runs."""
+    from actiscope.package import INT8_FILE
+    from actiscope.run import RunDir
+    from actiscope.web import services
+
+    package = tmp_path / "model"
+    shutil.copytree(RunDir(trained_run).model, package)
+    (package / INT8_FILE).unlink()
+    before = dict(os.environ)
+    with pytest.raises(ActiscopeError, match=r"model.int8.onnx: not in the package; .*--quantize int8"):
+        prepare_server(runs=tmp_path, model=package, backend="onnx-int8")
+    assert dict(os.environ) == before
+    args = main_parser().parse_args(["serve", "--backend", "torch"])
+    assert args.backend == "torch"
+    for backend in ("torch", "onnx"):
+        settings.INFERENCE_BACKEND = backend
+        assert services.check_package(package).backend == backend

@@ -39,9 +39,18 @@ from actiscope.api.arguments import (
 from actiscope.api.results import Comparison, Evaluation, Inspection, Predictions, Run
 from actiscope.errors import ActiscopeError
 from actiscope.options import ConfigError, ModelOptions, TrainOptions
-from actiscope.predict import Predictor, Progress, collect_inputs, predict_rows, timeline_rows
+from actiscope.predict import (
+    Predictor,
+    Progress,
+    boxes_for,
+    collect_inputs,
+    predict_rows,
+    read_boxes,
+    timeline_rows,
+)
 
 if TYPE_CHECKING:
+    from actiscope.data.images import Box
     from actiscope.export import ExportResult
 
 __all__ = [
@@ -186,10 +195,11 @@ def evaluate(
     format: str | None = None,
     batch_size: int = 32,
     workers: int = 2,
+    progress: Callable[[int, int], object] | None = None,
 ) -> Evaluation:
     """Metrics, plots and report.md for a model (a run, its directory or a package) on its run's own
     `split`, or on the labelled dataset `data`: `actiscope evaluate`. Written to `out` (default: the run's
-    eval/)."""
+    eval/). `progress(done, total)` is told after each file."""
     from actiscope.evaluate.report import evaluate as evaluate_package
 
     result = evaluate_package(
@@ -202,6 +212,7 @@ def evaluate(
         data_format=format,
         batch_size=batch_size,
         workers=workers,
+        progress=progress,
     )
     return Evaluation(result)
 
@@ -218,15 +229,19 @@ def predict(
     timeline: bool = False,
     window: float = 2.0,
     stride: float = 1.0,
+    boxes: StrPath | None = None,
     progress: Callable[[int], Progress] | None = None,
 ) -> Predictions:
     """Predict image (or clip) files, folders (recursively), CSVs with a filename column or .txt lists:
     one row per file, an unreadable one with its error (`actiscope predict`). `model`: a run, its
     directory, a package, or a loaded Predictor (then `backend` is its own). `timeline`: one row per
-    `window`-second window of each clip. `progress` is called with the number of files once they are
-    known, and what it returns is told of each file done (a tqdm bar is such a thing)."""
+    `window`-second window of each clip. `boxes`: a CSV of person boxes (path,xmin,ymin,xmax,ymax; paths
+    relative to it) for a model trained on person crops, each image cropped as in training.
+    `progress` is called with the number of files once they are known, and what it returns is told of
+    each file done (a tqdm bar is such a thing)."""
     if top_k < 1:
         raise ActiscopeError(f"--top-k must be at least 1, got {top_k}")
+    boxes_by_file = None if boxes is None else _read_boxes(model, Path(boxes))  # before the model loads
     predictor = model if isinstance(model, Predictor) else Predictor.load(model, backend=backend)
     kind = predictor.meta.kind
     what = show.plural(kind)
@@ -245,7 +260,13 @@ def predict(
     else:
         bar = progress(len(files)) if progress is not None else None
         rows = predict_rows(
-            predictor, files, top_k=top_k, batch_size=batch_size, workers=workers, progress=bar
+            predictor,
+            files,
+            top_k=top_k,
+            batch_size=batch_size,
+            workers=workers,
+            progress=bar,
+            boxes=None if boxes_by_file is None else boxes_for(files, boxes_by_file),
         )
     return Predictions(
         rows,
@@ -255,7 +276,23 @@ def predict(
         files=len(files),
         seconds=time.perf_counter() - start,
         timeline=timeline,
+        person_crop=predictor.meta.person_crop if predictor.crops_person else None,
+        boxes=None if boxes is None else Path(boxes),
     )
+
+
+def _read_boxes(model: StrPath | Predictor, boxes: Path) -> dict[Path, Box]:
+    """The boxes CSV read, for a model whose model.json records a person crop."""
+    from actiscope.package import read_meta
+
+    meta = model.meta if isinstance(model, Predictor) else read_meta(Path(model))
+    if meta.person_crop is None or meta.kind != "image":
+        named = meta.architecture if isinstance(model, Predictor) else model
+        raise ActiscopeError(
+            f"--boxes: {named} was trained on whole images (its model.json records no person crop); "
+            "drop --boxes"
+        )
+    return read_boxes(boxes)
 
 
 # -- inspect and export ------------------------------------------------------------------------------
@@ -266,15 +303,18 @@ def inspect(
     images: StrPath | None = None,
     near_distance: int = 4,
     workers: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> Inspection:
     """What is in a dataset and what is wrong with it (`actiscope data inspect`): classes and counts,
     image sizes, unreadable files, missing files, label typos, duplicates and the leakage among them.
-    `near_distance`: the perceptual-hash distance that counts as a near duplicate (-1: exact only)."""
+    `near_distance`: the perceptual-hash distance that counts as a near duplicate (-1: exact only).
+    `progress(done, total)` is told as files are read."""
     from actiscope.data.formats import load_dataset
     from actiscope.data.inspect import inspect_dataset
 
     dataset = load_dataset(Path(data), format, images=None if images is None else Path(images))
-    return Inspection(inspect_dataset(dataset, max_distance=near_distance, workers=workers), dataset)
+    report = inspect_dataset(dataset, max_distance=near_distance, workers=workers, progress=progress)
+    return Inspection(report, dataset)
 
 
 def export(

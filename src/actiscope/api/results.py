@@ -208,11 +208,33 @@ class Predictions(list[Row]):
         files: int | None = None,
         seconds: float = 0.0,
         timeline: bool = False,
+        person_crop: float | None = None,
+        boxes: Path | None = None,
     ) -> None:
         super().__init__(rows)
         self.top_k, self.kind, self.backend, self.timeline = top_k, kind, backend, timeline
         self.files = len(rows) if files is None else files  # how many files: a timeline has rows per window
         self.seconds = seconds  # predicting them, decoding included
+        self.person_crop = person_crop  # the margin of the person crop the model was trained on, if any
+        self.boxes = boxes  # the boxes CSV the crops came from
+
+    @property
+    def crop_note(self) -> str | None:
+        """For a model trained on person crops, which images were given as such (None for another model)."""
+        from actiscope.predict.batch import CROPPED, WHOLE
+
+        if self.person_crop is None:
+            return None
+        cropped = sum(r.get("input") == CROPPED for r in self)
+        whole = sum(r.get("input") == WHOLE for r in self)
+        margin = f"margin {self.person_crop:g}"
+        if self.boxes is None:
+            return (
+                f"this model was trained on person crops ({margin}) and no --boxes were given: "
+                f"the whole image was used for all {whole} images"
+            )
+        line = f"person crops ({margin}): {cropped} cropped to their box in {self.boxes}"
+        return line + (f"; {whole} without a box there: the whole image was used" if whole else "")
 
     @property
     def failed(self) -> list[Row]:

@@ -166,8 +166,8 @@ def _backends() -> Sequence[str]:
     return BACKENDS
 
 
-def add_inference_args(parser: argparse.ArgumentParser) -> None:
-    """How a model package runs, for the verbs that predict."""
+def add_backend_arg(parser: argparse.ArgumentParser) -> None:
+    """How a model package runs: the backend."""
     add_library_choice(
         parser,
         "--backend",
@@ -175,6 +175,11 @@ def add_inference_args(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: int8 ONNX if its accuracy check passed at export, else ONNX, else PyTorch",
     )
+
+
+def add_inference_args(parser: argparse.ArgumentParser) -> None:
+    """How a model package runs, for the verbs that predict."""
+    add_backend_arg(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images (or clips) per inference batch")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes running beside inference")
 

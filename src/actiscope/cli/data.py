@@ -81,20 +81,23 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from actiscope.api import inspect
     from actiscope.cli.progress import Progress
-    from actiscope.data.formats import load_dataset
-    from actiscope.data.inspect import inspect_dataset, write_report
 
-    dataset = load_dataset(args.data, args.format, images=args.images)
     with Progress("inspect", "file") as progress:
-        report = inspect_dataset(
-            dataset, max_distance=args.near_distance, workers=args.workers, progress=progress
+        result = inspect(
+            args.data,
+            format=args.format,
+            images=args.images,
+            near_distance=args.near_distance,
+            workers=args.workers,
+            progress=progress,
         )
-    print_inspect(report)
+    print_inspect(result.report)
     if args.out:
-        for path in write_report(report, dataset, args.out):
+        for path in result.save(args.out):
             print(f"wrote {path}")
-    return 1 if report.has_problems else 0
+    return 1 if result.has_problems else 0
 
 
 def run_split(args: argparse.Namespace) -> int:

@@ -24,9 +24,8 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actiscope.api import evaluate
     from actiscope.cli.progress import Progress
-    from actiscope.evaluate.report import evaluate
-    from actiscope.run import EvalDir
 
     with Progress("evaluate", "file") as progress:
         result = evaluate(
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             tta=args.tta,
             backend=args.backend,
-            data_format=args.format,
+            format=args.format,
             batch_size=args.batch_size,
             workers=args.workers,
             progress=progress,
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{m['unreadable']} unreadable image(s) not evaluated, listed in metrics.json", file=sys.stderr)
         for u in m["unreadable_files"][:5]:
             print(f"  unreadable: {u['path']}: {u['error']}", file=sys.stderr)
-    print(f"report: {EvalDir(result.out).report}")
+    print(f"report: {result.report}")
     return 0
 
 

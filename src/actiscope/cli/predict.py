@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actiscope.cli.arguments import ArgumentParser, UsageError, add_inference_args, add_model_arg
+from actiscope.cli.arguments import ArgumentParser, add_inference_args, add_model_arg
 
 if TYPE_CHECKING:
-    from actiscope.data.images import Box
-    from actiscope.predict import InputFile, Predictor
-
-log = logging.getLogger("actiscope")
-
-Row = dict[str, object]  # one CSV row: filename, [start, end,] label, confidence, topN_label, ..., error
+    from actiscope.predict.batch import Row
 FAILED_SHOWN = 10
 MAX_EXIT_STATUS = (
     125  # the exit status counts the files that failed; above 125 the shell has its own meanings
@@ -58,113 +51,48 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actiscope.predict import Predictor, boxes_for, write_predictions_csv
+    from contextlib import ExitStack
 
-    if args.top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
-    boxes_by_file = _read_boxes(args)  # before the model loads: a mistake there is found at once
-    predictor = Predictor.load(args.model, backend=args.backend)
-    what = _plural(predictor.meta.kind)
-    files = _inputs(args, predictor)
-    boxes = None if boxes_by_file is None else boxes_for(files, boxes_by_file)
-    start = time.perf_counter()
-    rows = _predict(args, predictor, files, boxes)
-    seconds = time.perf_counter() - start
+    from actiscope.api import predict, show
+    from actiscope.cli.progress import Progress
 
+    with ExitStack() as bars:
+
+        def bar(total: int) -> Progress:
+            return bars.enter_context(Progress("predict", "file", total))
+
+        rows = predict(
+            args.model,
+            args.inputs,
+            top_k=args.top_k,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            timeline=args.timeline,
+            window=args.window,
+            stride=args.stride,
+            boxes=args.boxes,
+            progress=bar,
+        )
     if args.out:
-        submission = args.format == "submission"
-        write_predictions_csv(rows, args.out, top_k=args.top_k, submission=submission, timeline=args.timeline)
+        rows.to_csv(args.out, submission=args.format == "submission")
         print(f"wrote {args.out}")
     else:
         _print_table(rows, args.top_k)
-    failed = [r for r in rows if r.get("error")]
-    done = f"{len(files) - len(failed)} {what}"
+    what = show.plural(rows.kind)
+    failed = rows.failed
+    done = f"{rows.files - len(failed)} {what}"
     if args.timeline:
         done += f", {len(rows) - len(failed)} windows"
     print(
-        f"{done} predicted, {len(failed)} failed, {len(files) / seconds:.1f} {what}/s "
-        f"({predictor.backend} backend)"
+        f"{done} predicted, {len(failed)} failed, {rows.files / max(rows.seconds, 1e-9):.1f} {what}/s "
+        f"({rows.backend} backend)"
     )
     for row in failed[:FAILED_SHOWN]:
         print(f"  failed: {row['filename']}: {row['error']}", file=sys.stderr)
-    if predictor.crops_person:
-        print(_crop_summary(rows, predictor, args.boxes))
+    if rows.crop_note:
+        print(rows.crop_note)
     return min(len(failed), MAX_EXIT_STATUS)
-
-
-def _read_boxes(args: argparse.Namespace) -> dict[Path, Box] | None:
-    """--boxes read, for a model whose model.json records a person crop (None without --boxes)."""
-    from actiscope.package import read_meta
-    from actiscope.predict import read_boxes
-
-    if args.boxes is None:
-        return None
-    meta = read_meta(args.model)
-    if meta.person_crop is None or meta.kind != "image":
-        raise UsageError(
-            f"--boxes: {args.model} was trained on whole images (its model.json records no person crop); "
-            "drop --boxes"
-        )
-    return read_boxes(args.boxes)
-
-
-def _crop_summary(rows: list[Row], predictor: Predictor, boxes: Path | None) -> str:
-    """The line that says which images were given as the person crop the model expects."""
-    from actiscope.predict.batch import CROPPED, WHOLE
-
-    cropped = sum(r.get("input") == CROPPED for r in rows)
-    whole = sum(r.get("input") == WHOLE for r in rows)
-    margin = f"margin {predictor.meta.person_crop:g}"
-    if boxes is None:
-        return (
-            f"this model was trained on person crops ({margin}) and no --boxes were given: "
-            f"the whole image was used for all {whole} images"
-        )
-    line = f"person crops ({margin}): {cropped} cropped to their box in {boxes}"
-    return line + (f"; {whole} without a box there: the whole image was used" if whole else "")
-
-
-def _plural(kind: str) -> str:
-    """What a model of this kind predicts, for messages."""
-    return "clips" if kind == "video" else "images"
-
-
-def _inputs(args: argparse.Namespace, predictor: Predictor) -> list[InputFile]:
-    """The files to predict, after the checks that need the model's kind. (Candidates for the library's
-    batch-input code, which this change may not edit.)"""
-    from actiscope.predict import collect_inputs
-
-    kind = predictor.meta.kind
-    what = _plural(kind)
-    if args.timeline and kind != "video":
-        raise UsageError(f"--timeline needs a video model; {args.model} is an image model")
-    files, skipped = collect_inputs(args.inputs, kind)
-    if not files:
-        raise UsageError(f"no {what} to predict in " + ", ".join(map(str, args.inputs)))
-    if skipped:
-        log.info("skipped %d files that are not %s by extension (e.g. %s)", len(skipped), what, skipped[0])
-    return files
-
-
-def _predict(
-    args: argparse.Namespace, predictor: Predictor, files: list[InputFile], boxes: list[Box | None] | None
-) -> list[Row]:
-    from actiscope.cli.progress import Progress
-    from actiscope.predict import predict_rows, timeline_rows
-
-    if args.timeline:
-        return timeline_rows(predictor, files, window=args.window, stride=args.stride, top_k=args.top_k)
-    unit = _plural(predictor.meta.kind)[:-1]
-    with Progress("predict", unit, len(files)) as bar:
-        return predict_rows(
-            predictor,
-            files,
-            top_k=args.top_k,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            progress=bar,
-            boxes=boxes,
-        )
 
 
 def _print_table(rows: list[Row], top_k: int) -> None:

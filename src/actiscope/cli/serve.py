@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from actiscope.cli.arguments import ArgumentParser
+from actiscope.cli.arguments import ArgumentParser, add_backend_arg
 from actiscope.errors import ActiscopeError
 from actiscope.web.admission import DEFAULT_CAPACITY, Capacity
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     )
     serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     serve.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
+    add_backend_arg(serve)
     default = DEFAULT_CAPACITY
     serve.add_argument(
         "--slots",
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         access_log=args.verbose,
         open_read=args.open,
+        backend=args.backend,
     )
     print(
         f"actiscope serving on {server.url}  (runs: {server.runs_dir}, data: {server.data_dir}, "

@@ -27,10 +27,10 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from actiscope.api import train
     from actiscope.cli.options import with_tracking_uri
     from actiscope.engine.fit import resume_config, run_name
     from actiscope.run import RunDir
-    from actiscope.workflows import train
 
     chosen: list[str] = []
     if args.resume:
@@ -48,11 +48,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {line}")
         print(options.to_yaml(), end="")
         return 0
-    result = train(options, resume=args.resume, announce=chosen)
-    print(f"run: {result.run_dir}")
-    print(
-        f"{_outcome(result.metrics, result.epochs, result.run_dir)}; model package: {RunDir(result.run_dir).model}"
-    )
+    run = train(options, resume=args.resume, announce=chosen)
+    print(f"run: {run.path}")
+    print(f"{_outcome(run.metrics, run.epochs, run.path)}; model package: {RunDir(run.path).model}")
     return 0
 
 

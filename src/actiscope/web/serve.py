@@ -98,6 +98,7 @@ def prepare_server(
     access_log: bool = False,
     open_read: bool = False,
     capacity: Capacity = DEFAULT_CAPACITY,
+    backend: str = "auto",
 ) -> Server:
     """Check the model, the port and the database now, so that a mistake is one line here rather than a
     503 or a crashed worker later; then apply the migrations."""
@@ -106,7 +107,11 @@ def prepare_server(
     if workers < 1:
         raise ServeError(f"--workers must be at least 1, got {workers}")
     _check_port(host, port)
+    if model is not None and backend != "auto":
+        _check_backend(model, backend)
     _export_environment(runs=runs, model=model, data_dir=data_dir, workers=workers)
+    if backend != "auto":
+        os.environ["ACTISCOPE_BACKEND"] = backend
     if not is_loopback(host):
         os.environ["ACTISCOPE_EXPOSED"] = "1"  # a user's own 1 is kept: a loopback host behind a proxy
     if open_read:
@@ -118,6 +123,14 @@ def prepare_server(
             f"no user yet, so nothing can be changed here: create one with `actiscope user add NAME{at}`"
         )
     return Server(host, port, workers, runs_dir, resolved_data_dir, access_log, capacity)
+
+
+def _check_backend(model: Path, backend: str) -> None:
+    """The package runs on the backend asked for (its file is there and loads): one line now rather than
+    a 503 on every request later."""
+    from actiscope.predict import Predictor
+
+    Predictor.load(model, backend=backend)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -208,7 +208,10 @@ def _busy_is_503() -> Iterator[None]:
 
 def _load(path: Path) -> Predictor:
     return Predictor.load(
-        path, threads=settings.INFERENCE_THREADS or None, video_limits=settings.VIDEO_LIMITS
+        path,
+        backend=settings.INFERENCE_BACKEND,
+        threads=settings.INFERENCE_THREADS or None,
+        video_limits=settings.VIDEO_LIMITS,
     )
 
 

@@ -12,6 +12,7 @@ ACTISCOPE_EXPOSED=1  reachable from other machines (`actiscope serve` sets it fo
                      user (pages) or a token (API), and so do reading and predicting unless
 ACTISCOPE_OPEN_READ=1 (`serve --open`) opens them to everyone (web/access.py has the policy)
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
+ACTISCOPE_BACKEND    auto (default), torch, onnx or onnx-int8: how served packages run (`serve --backend`)
 ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
                      cores / workers, so that worker processes do not fight over cores)
 ACTISCOPE_PREDICT_SLOTS (2), _QUEUE (8), _WAIT_S (10)  per worker process: predictions at once, how many
@@ -47,6 +48,7 @@ EXPOSED = flag("ACTISCOPE_EXPOSED")
 OPEN_READ = flag("ACTISCOPE_OPEN_READ")
 _threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
 INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
+INFERENCE_BACKEND = os.environ.get("ACTISCOPE_BACKEND") or "auto"
 PREDICT_CAPACITY = Capacity.from_environ(os.environ)
 
 INSTALLED_APPS = [
