@@ -63,10 +63,7 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         help="backbone whose ImageNet features are used (default: %(default)s)",
     )
     audit.add_argument(
-        "--weights",
-        default="imagenet",
-        help="imagenet, a weights file, none (a small CNN trained from scratch per fold: minutes, and "
-        "weaker) or auto (imagenet where it can be had here, else none) (default: %(default)s)",
+        "--weights", default="imagenet", help="imagenet or a weights file (default: %(default)s)"
     )
     audit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s)")
     audit.add_argument("--seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
@@ -145,10 +142,9 @@ def run_audit(args: argparse.Namespace) -> int:
         show=args.show,
         image_size=args.image_size,
     )
-    first, fitted = ("features", "heads") if result.method == "features" else ("decoding", "CNNs")
     print(
-        f"{result.images} images, {len(result.classes)} classes: {first} {result.feature_s} s, "
-        f"{result.folds}-fold {fitted} {result.fit_s} s, out-of-sample accuracy {result.accuracy:.3f}"
+        f"{result.images} images, {len(result.classes)} classes: features {result.feature_s} s, "
+        f"{result.folds}-fold heads {result.fit_s} s, out-of-sample accuracy {result.accuracy:.3f}"
     )
     print(
         f"{len(result.issues)} images whose given label is unlikely; the first {min(10, len(result.issues))}:"
