@@ -7,9 +7,9 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pytest_django.fixtures import Settings
 
 from actiscope.cli import build_parser as main_parser
 from actiscope.cli.serve import capacity as serve_capacity
@@ -68,7 +68,7 @@ def test_the_capacity_reaches_gunicorn_and_the_workers_settings() -> None:
 
 
 def test_serve_backend_is_checked_before_gunicorn_and_is_the_one_served(
-    trained_run: Path, tmp_path: Path, settings: Any
+    trained_run: Path, tmp_path: Path, settings: Settings
 ) -> None:
     """`serve --backend onnx-int8` for a package without its int8 file is one line that names the
     export, before anything starts; a backend that is there is the one the served Predictor runs."""

@@ -11,6 +11,7 @@ from actiscope.cli.arguments import ArgumentParser, add_inference_args, add_mode
 
 if TYPE_CHECKING:
     from actiscope.predict.batch import Row
+
 FAILED_SHOWN = 10
 MAX_EXIT_STATUS = (
     125  # the exit status counts the files that failed; above 125 the shell has its own meanings
