@@ -60,10 +60,14 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
     audit.add_argument(
         "--model",
         default="mobilenet_v2",
-        help="backbone whose ImageNet features are used (default: %(default)s)",
+        help="backbone whose ImageNet features are used; without pretrained weights the audit trains "
+        "its own small CNN (default: %(default)s)",
     )
     audit.add_argument(
-        "--weights", default="imagenet", help="imagenet or a weights file (default: %(default)s)"
+        "--weights",
+        default="auto",
+        help="auto (imagenet where it can be had here, else none), imagenet, a weights file, or none (a "
+        "small CNN trained from scratch per fold: minutes, and weaker) (default: %(default)s)",
     )
     audit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s)")
     audit.add_argument("--seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
@@ -71,6 +75,14 @@ def register(sub: argparse._SubParsersAction[ArgumentParser]) -> None:
         "--show", type=int, default=30, help="images in the picture grid (default: %(default)s)"
     )
     audit.add_argument("--image-size", type=int, default=None, help="input size (default: the model's own)")
+    audit.add_argument(
+        "--time-limit",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="without pretrained weights: the minutes that training the folds from scratch may take in all "
+        "(decoding and scoring come on top) (default: %(default)s)",
+    )
     audit.add_argument(
         "--out",
         type=Path,
@@ -141,10 +153,12 @@ def run_audit(args: argparse.Namespace) -> int:
         seed=args.seed,
         show=args.show,
         image_size=args.image_size,
+        time_limit=args.time_limit,
     )
+    first, fitted = ("features", "heads") if result.method == "features" else ("decoding", "CNNs")
     print(
-        f"{result.images} images, {len(result.classes)} classes: features {result.feature_s} s, "
-        f"{result.folds}-fold heads {result.fit_s} s, out-of-sample accuracy {result.accuracy:.3f}"
+        f"{result.images} images, {len(result.classes)} classes: {first} {result.feature_s} s, "
+        f"{result.folds}-fold {fitted} {result.fit_s} s, out-of-sample accuracy {result.accuracy:.3f}"
     )
     print(
         f"{len(result.issues)} images whose given label is unlikely; the first {min(10, len(result.issues))}:"
