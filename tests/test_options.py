@@ -51,8 +51,9 @@ def test_every_option_has_help_and_one_flat_key_as_the_old_config() -> None:
     flat = TrainOptions.from_flat(data="x").flat()
     assert len(flat) == len(_fields())  # no two options share a key
     assert list(flat) == [str(f.metadata.get("key", f.name)) for f in _fields()]
-    # the old run's keys, and the options added since (--exclude, for `data audit`; experiment tracking)
-    added = {"exclude", "logger", "mlflow_uri"}
+    # the old run's keys, and the options added since (--exclude, for `data audit`; experiment tracking;
+    # progressive resizing and the moving average of the weights)
+    added = {"exclude", "logger", "mlflow_uri", "progressive", "ema"}
     assert set(flat) == set(yaml.safe_load(FLAT_CONFIG.read_text(encoding="utf-8"))) | added
     assert {k for recipe in RECIPES.values() for k in recipe} <= set(flat)
 
@@ -249,7 +250,13 @@ def test_an_old_flat_config_yaml_loads_to_the_same_values() -> None:
     old = yaml.safe_load(FLAT_CONFIG.read_text(encoding="utf-8"))
     options = TrainOptions.from_yaml(FLAT_CONFIG)
     # the options it predates take their defaults
-    assert options.flat() == old | {"exclude": None, "logger": (), "mlflow_uri": None}
+    assert options.flat() == old | {
+        "exclude": None,
+        "logger": (),
+        "mlflow_uri": None,
+        "progressive": 0.0,
+        "ema": 0.0,
+    }
     assert options.data == DataOptions(
         path="datasets/har15",
         split="datasets/har15/split.json",

@@ -238,6 +238,21 @@ class OptimOptions:
     )
     warmup_epochs: float = field(default=0.0, metadata={"help": "cosine: epochs of linear warm-up"})
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the loss, in [0, 1)"})
+    progressive: float = field(
+        default=0.0,
+        metadata={
+            "help": "images: progressive resizing, training first at this fraction of --image-size and growing "
+            "to the full size by three quarters of the run (its steps or --time-limit, whichever is further "
+            "along); validation and test always at the full size (0: off)"
+        },
+    )
+    ema: float = field(
+        default=0.0,
+        metadata={
+            "help": "decay per step of an exponential moving average of the weights (e.g. 0.998; 0: off): "
+            "validation, the best checkpoint and the package use the average"
+        },
+    )
     mixup: float = field(default=0.0, metadata={"help": "images: MixUp alpha (0: off)"})
     cutmix: float = field(default=0.0, metadata={"help": "images: CutMix alpha (0: off)"})
     backbone_lr_mult: float = field(
@@ -268,6 +283,10 @@ class OptimOptions:
         _check_positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.progressive and not 0.25 <= self.progressive <= 1:
+            raise ConfigError(f"--progressive {self.progressive} must be a fraction in [0.25, 1] (0: off)")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema {self.ema} must be a decay in [0, 1), e.g. 0.998 (0: off)")
         if not 0 <= self.freeze <= 1:
             raise ConfigError(f"--freeze {self.freeze} must be a fraction between 0 and 1")
         if not 1 <= self.views <= 16:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actiscope.engine.module import ActionClassifier
+from actiscope.engine.module import ActionClassifier, progressive_size
 from actiscope.options import ModelOptions, OptimOptions
 
 
@@ -81,3 +81,40 @@ def test_without_mixup_the_batch_is_unchanged() -> None:
     x, y = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
     mixed, target = module.mix(x, y)
     assert mixed is x and target is y
+
+
+def test_progressive_size_grows_from_the_start_fraction_to_full_by_three_quarters() -> None:
+    sizes = [progressive_size(160, 0.5, p / 100) for p in range(101)]
+    assert sizes[0] == 80 and sizes[74] < 160 and set(sizes[75:]) == {160}
+    assert sizes == sorted(sizes) and len(set(sizes)) > 3  # it grows, in several steps
+    assert all(s % 16 == 0 for s in sizes)
+    assert progressive_size(112, 1.0, 0.0) == 112  # a start of the full size is no resizing
+    assert progressive_size(64, 0.25, 0.0) == 32  # never under 32
+
+
+def test_progressive_training_sees_small_batches_first_and_full_size_at_the_end() -> None:
+    """--progressive 0.5 in a real fit: the network's training inputs start at half the size, grow, and
+    the last quarter of the steps and every validation batch are at the full 64 px."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    module = ActionClassifier(
+        ModelOptions("simple-cnn", image_size=64), OptimOptions(progressive=0.5), ["a", "b"]
+    )
+    seen: list[tuple[bool, int]] = []
+    module.model.register_forward_pre_hook(lambda m, args: seen.append((m.training, args[0].shape[-1])))
+    data = TensorDataset(torch.randn(32, 3, 64, 64), torch.randint(0, 2, (32,)))
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, DataLoader(data, batch_size=8), DataLoader(data, batch_size=16))
+    train_sizes = [size for training, size in seen if training]
+    assert len(train_sizes) == 16 and train_sizes[0] == 32 and train_sizes == sorted(train_sizes)
+    assert set(train_sizes[12:]) == {64} and len(set(train_sizes)) >= 3
+    assert {size for training, size in seen if not training} == {64}

@@ -221,12 +221,15 @@ def test_cosine_follows_the_time_budget_when_it_runs_out_first(monkeypatch: pyte
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
 
 
-def test_mixup_on_cached_features_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pixels", [{"mixup": 0.2}, {"progressive": 0.5}])
+def test_pixel_options_on_cached_features_are_refused_before_anything_is_written(
+    tmp_path: Path, pixels: dict[str, float]
+) -> None:
     config = TrainOptions.from_flat(
         data=str(tmp_path / "nowhere"),
         mode="linear",
         weights="imagenet",
-        mixup=0.2,
+        **pixels,
         out=str(tmp_path / "runs"),
         **{k: v for k, v in TINY.items() if k != "model"},
     )
@@ -251,3 +254,67 @@ def test_a_distributed_run_is_found_by_its_name_not_the_environment(
         train(config.override(name="ddp"))
     assert not (tmp_path / "ddp").exists()
     assert run_name(config.override(name="ddp")) == "ddp" and run_name(config).startswith("simple-cnn-")
+
+
+def test_ema_validates_checkpoints_and_packages_the_average_and_resumes(
+    colour_data: Path, tmp_path: Path
+) -> None:
+    """--ema: the best checkpoint and the package hold the moving average of the weights (not the last
+    weights trained, which the checkpoint keeps beside it so that a resumed run goes on from them)."""
+    train(
+        TrainOptions.from_flat(data=str(colour_data), epochs=2, ema=0.9, out=str(tmp_path), name="r", **TINY)
+    )
+    run = tmp_path / "r"
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    average, current = best["state_dict"], best["current_model_state"]
+    assert "averaging_state" in best and average.keys() == current.keys()
+    weights = [k for k in average if k.endswith(".weight")]
+    assert any(not torch.equal(average[k], current[k]) for k in weights)
+    model, _ = load_package(run)
+    packaged = model.state_dict()
+    assert all(torch.equal(packaged[k.removeprefix("model.")], average[k]) for k in weights)
+
+    result = train(resume_config(run, epochs=3), resume=run)
+    assert result.epochs == 3 and [r["epoch"] for r in _history(run)] == ["1", "2", "3"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["averaging_state"]["n_averaged"] > best["averaging_state"]["n_averaged"]
+
+
+def test_progressive_is_refused_for_a_network_of_one_input_size(colour_data: Path, tmp_path: Path) -> None:
+    """A ViT takes only the size it was built for: --progressive is one line before any run is written."""
+    options = {**TINY, "model": "timm/vit_tiny_patch16_224", "image_size": 64}
+    config = TrainOptions.from_flat(
+        data=str(colour_data), progressive=0.5, out=str(tmp_path / "runs"), **options
+    )
+    with pytest.raises(ConfigError, match="timm/vit_tiny_patch16_224 does not take 32 px inputs"):
+        train(config)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ema_interrupted_in_validation_saves_the_current_weights_for_the_resume(
+    colour_data: Path, tmp_path: Path
+) -> None:
+    """SIGTERM (or Ctrl-C) while validation runs on the average: last.ckpt still holds the weights training had reached
+    as the ones to go on from (not the average, swapped in at that moment)."""
+    import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from actiscope.engine.fit import TrainingInterrupted
+
+    class InterruptInValidation(L.Callback):
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+            self.current = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+        def on_validation_batch_start(self, *args: object) -> None:
+            raise SIGTERMException  # as Lightning raises it on SIGTERM (Ctrl-C would leave SIGINT ignored)
+
+    watch = InterruptInValidation()
+    options = TrainOptions.from_flat(
+        data=str(colour_data), epochs=2, ema=0.5, out=str(tmp_path), name="r", **TINY
+    )
+    with pytest.raises(TrainingInterrupted):
+        train(options, callbacks=[watch])
+    last = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", weights_only=True)
+    weights = [k for k in watch.current if k.endswith(".weight")]
+    assert all(torch.equal(last["current_model_state"][k], watch.current[k]) for k in weights)
+    assert any(not torch.equal(last["state_dict"][k], watch.current[k]) for k in weights)

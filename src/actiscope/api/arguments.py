@@ -60,6 +60,8 @@ class CompareArguments(TypedDict, total=False):
     scheduler: Scheduler
     warmup_epochs: float
     label_smoothing: float
+    progressive: float
+    ema: float
     mixup: float
     cutmix: float
     backbone_lr_mult: float

@@ -15,7 +15,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from actiscope.engine.curves import plot_curves
@@ -184,6 +185,41 @@ class SaveOnInterrupt(L.Callback):
         if isinstance(exception, KeyboardInterrupt | SIGTERMException):
             trainer.save_checkpoint(self.path)
             log.info("interrupted: saved %s", self.path)
+
+
+class MovingAverage(EMAWeightAveraging):
+    """--ema: Lightning's EMAWeightAveraging (validation on the average; checkpoints hold it, with the
+    current weights beside it for a resumed run), with two fixes for how runs here use it:
+    - a checkpoint loaded outside fitting (`trainer.test(ckpt_path=best)`, before the package is saved)
+      keeps the average it holds, where Lightning would load the current weights kept beside it;
+    - an interrupt during validation, while the average is swapped in, swaps back before SaveOnInterrupt
+      (after this in the callback list) writes last.ckpt, so a resumed run goes on from the right weights.
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay)
+        self.swapped = False
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)
+        self.swapped = self._average_model is not None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_end(trainer, pl_module)
+        self.swapped = False
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if self.swapped:
+            self._swap_models(pl_module)
+            self.swapped = False
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 class AskToContinue(L.Callback):

@@ -29,9 +29,16 @@ from actiscope.data.datamodule import ActionDataModule, balanced_class_weights
 from actiscope.data.exclude import read_exclusions, without
 from actiscope.data.formats import load_dataset
 from actiscope.data.split import SplitManifest, make_split
-from actiscope.engine.callbacks import AskToContinue, EpochLines, History, RNGState, SaveOnInterrupt
+from actiscope.engine.callbacks import (
+    AskToContinue,
+    EpochLines,
+    History,
+    MovingAverage,
+    RNGState,
+    SaveOnInterrupt,
+)
 from actiscope.engine.checkpoint_io import AtomicCheckpointIO
-from actiscope.engine.module import ActionClassifier, NonFiniteLossError
+from actiscope.engine.module import ActionClassifier, NonFiniteLossError, progressive_size
 from actiscope.engine.tracking import experiment_loggers
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
@@ -93,6 +100,11 @@ def train(
             "--mixup and --cutmix blend input pixels; --mode linear trains on cached features: "
             "drop them, or use --mode finetune"
         )
+    if options.optim.mode == "linear" and options.optim.progressive:
+        raise ConfigError(
+            "--progressive resizes input images; --mode linear trains on cached features: drop it, or use "
+            "--mode finetune"
+        )
     # Everything the user gave is checked before anything is written: model name, weights file,
     # dataset, and that the weights fit the model.
     entry = get_entry(options.model.architecture)
@@ -122,10 +134,14 @@ def train(
             f"{options.data.path} holds {manifest.kind}s and {options.model.architecture} is a model for {entry.kind}s; "
             f"choose one from `actiscope models --kind {manifest.kind}`"
         )
+    if options.optim.progressive and entry.kind != "image":
+        raise ConfigError(f"--progressive resizes images; {options.model.architecture} is a model for clips")
     for line in announce:
         log.info(line)
     L.seed_everything(options.trainer.seed, workers=True, verbose=False)  # before the model's initialisation
     module = _module(options, manifest, data_config.image_size, data_config.frames)
+    if options.optim.progressive:
+        _check_progressive(module, data_config.image_size)
     if resume is None:
         module.weights_provenance = weights_provenance(load_weights(module.model, options.model.weights))
     if run is None:
@@ -162,6 +178,23 @@ def _module(
         time_budget_s=limit * 60 if limit else None,
         freeze_norm=optim.mode == "finetune" and optim.batch_size < SMALL_BATCH,
     )
+
+
+def _check_progressive(module: ActionClassifier, image_size: int) -> None:
+    """--progressive needs a network that takes smaller inputs than its own size (a ViT, say, does not):
+    one forward pass at the smallest size the schedule uses, before anything is written."""
+    smallest = progressive_size(image_size, module.optim.progressive, 0.0)
+    try:
+        with torch.no_grad():
+            module.model.eval()(torch.zeros(1, 3, smallest, smallest))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise ConfigError(
+            f"--progressive {module.optim.progressive}: {module.hparams['model']['architecture']} does not "
+            f"take {smallest} px inputs ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "drop --progressive"
+        ) from None
+    finally:
+        module.model.train()
 
 
 def _fit(
@@ -436,7 +469,17 @@ def _trainer(
     history = History(run)
     bar = sys.stderr.isatty()  # Lightning's bar on a terminal; elsewhere (a log file) a line per epoch
     lines = [] if bar else [EpochLines(history, options.model.architecture)]
-    callbacks: list[L.Callback] = [checkpoint, latest, history, *lines, RNGState(), SaveOnInterrupt(last)]
+    # --ema before SaveOnInterrupt: an interrupt in validation swaps the average out before last.ckpt is saved
+    average = [MovingAverage(options.optim.ema)] if options.optim.ema else []
+    callbacks: list[L.Callback] = [
+        checkpoint,
+        latest,
+        history,
+        *lines,
+        RNGState(),
+        *average,
+        SaveOnInterrupt(last),
+    ]
     if options.trainer.early_stopping:
         callbacks.append(
             EarlyStopping(monitor="val_acc", mode="max", patience=options.trainer.early_stopping)

@@ -15,6 +15,7 @@ from typing import Literal, cast
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from timm.optim import param_groups_weight_decay
 from torch import nn
@@ -116,6 +117,8 @@ class ActionClassifier(L.LightningModule):
         # Where the starting weights came from (models.weights): kept in checkpoints, so a resumed run's
         # package still names them.
         self.weights_provenance: dict[str, str] = {"name": "none", "source": "none"}
+        self._clock = _BudgetClock(time_budget_s)  # configure_optimizers starts it again for each fit
+        self._total_steps = 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["weights_provenance"] = self.weights_provenance
@@ -130,6 +133,13 @@ class ActionClassifier(L.LightningModule):
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+    def on_train_start(self) -> None:
+        # A resumed run (--resume, or the fp32 retry from last.ckpt): Lightning's Timer restores the
+        # training time up to the checkpoint, and so does the clock of the schedule and of --progressive.
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is not None:
+            self._clock.start -= timer.time_elapsed("train")
 
     def on_train_epoch_start(self) -> None:
         frozen = self.optim.mode == "linear"
@@ -155,7 +165,7 @@ class ActionClassifier(L.LightningModule):
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        x, target = self.mix(x, y)
+        x, target = self.mix(self.resize(x), y)
         logits = self(x)
         loss = F.cross_entropy(
             logits, target, weight=self.class_weight, label_smoothing=self.optim.label_smoothing
@@ -175,6 +185,18 @@ class ActionClassifier(L.LightningModule):
             batch_size=len(y),
         )
         return loss
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """--progressive on a training batch of images: resized down to the size the schedule has reached
+        (progressive_size); clips, cached features and full-size steps pass unchanged. The loader keeps
+        making full-size crops, so the saving is the network's, the cost that dominates on a CPU."""
+        if not self.optim.progressive or x.ndim != 4:
+            return x
+        progress = max(self.global_step / self._total_steps, self._clock())
+        size = progressive_size(x.shape[-1], self.optim.progressive, progress)
+        if size >= x.shape[-1]:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
     def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """--mixup / --cutmix on a training batch: images (N, 3, S, S) or clips (N, T, 3, S, S), where
@@ -208,6 +230,9 @@ class ActionClassifier(L.LightningModule):
     # -- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> OptimizerLRScheduler:
         hp = self.optim
+        self._clock = _BudgetClock(self.time_budget_s)  # the fit's clock: schedule, progressive resizing
+        # the fit's step count, read once: AskToContinue may change max_epochs later, not the schedule
+        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
         trained: list[tuple[nn.Module, float]] = [(self.model.head, hp.lr)]
         if hp.mode != "linear":
@@ -227,7 +252,7 @@ class ActionClassifier(L.LightningModule):
                 "optimizer": optimizer,
                 "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"},
             }
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = self._total_steps
         schedule: torch.optim.lr_scheduler.LRScheduler
         if hp.scheduler == "onecycle":
             schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -239,7 +264,7 @@ class ActionClassifier(L.LightningModule):
             # --time-limit, follows the clock when it runs out first (_BudgetClock; timm has no clock).
             per_epoch = total / max(1, self.trainer.max_epochs or 1)
             warmup = int(hp.warmup_epochs * per_epoch)
-            clock = _BudgetClock(self.time_budget_s)
+            clock = self._clock
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: _warmup_cosine(step, warmup, total, clock())
             )
@@ -268,6 +293,16 @@ class _BudgetClock:
 
     def __call__(self) -> float:
         return min(1.0, (time.monotonic() - self.start) / self.budget_s) if self.budget_s else 0.0
+
+
+def progressive_size(full: int, start: float, progress: float, *, grow_until: float = 0.75) -> int:
+    """The training input size of progressive resizing at `progress` (0 to 1) of the run: from `start` x
+    `full` it grows linearly to `full` at `grow_until` and stays there, so the last quarter trains at the
+    size the model is validated and used at. Sizes below full are multiples of 16 (whole feature maps
+    at the usual strides) and never under 32."""
+    fraction = start + (1 - start) * min(1.0, progress / grow_until)
+    size = max(32, int(full * fraction) // 16 * 16)
+    return full if size >= full or progress >= grow_until else size
 
 
 def _warmup_cosine(step: int, warmup: int, total: int, time_progress: float = 0.0) -> float:
