@@ -319,3 +319,52 @@ def test_serve_on_all_addresses_asks_for_a_user_that_user_add_makes(
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_failed_logins_lock_the_user_name_out_for_a_while(
+    exposed: Settings, alice: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five wrong passwords for alice: the sixth try, with the right one, is refused (429, Retry-After,
+    one line) and logs nobody in; another user from the same address still logs in; once the lockout
+    has passed, alice does; a success clears her count."""
+    from django.core.cache import cache
+
+    cache.clear()
+    exposed.LOGIN_FAILURES, exposed.LOGIN_LOCKOUT_S = 5, 600
+    User.objects.create_user("bob", password=PASSWORD)
+    for _ in range(5):
+        assert Client().post("/login", {"username": "alice", "password": "nope"}).status_code == 200
+    assert "login: user 'alice' refused for 600 s after 5 failures" in caplog.text
+    client = Client()
+    refused = client.post("/login", {"username": "Alice ", "password": PASSWORD})  # the same name
+    assert refused.status_code == 429 and refused["Retry-After"] == "600"
+    assert (
+        b"too many failed logins for this user or from this address; try again in 10 minutes"
+        in refused.content
+    )
+    assert client.get("/history").status_code == 302  # not logged in
+    bob = Client()
+    assert bob.post("/login", {"username": "bob", "password": PASSWORD}).status_code == 302
+    assert bob.get("/history").status_code == 200
+
+    cache.clear()  # the lockout has passed
+    for _ in range(4):
+        Client().post("/login", {"username": "alice", "password": "nope"})
+    assert client.post("/login", {"username": "alice", "password": PASSWORD}).status_code == 302
+    assert (
+        Client().post("/login", {"username": "alice", "password": "nope"}).status_code == 200
+    )  # count cleared
+    cache.clear()
+
+
+def test_failed_logins_from_one_address_are_limited_across_user_names(exposed: Settings, alice: User) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    exposed.LOGIN_FAILURES = 2
+    for n in range(8):  # four times the per-name limit, spread over names that never reach it
+        assert Client().post("/login", {"username": f"guess{n}", "password": "nope"}).status_code == 200
+    assert Client().post("/login", {"username": "alice", "password": PASSWORD}).status_code == 429
+    other = Client(REMOTE_ADDR="192.0.2.7")
+    assert other.post("/login", {"username": "alice", "password": PASSWORD}).status_code == 302
+    cache.clear()

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from actiscope.web import access
 from actiscope.web.api.views import healthz, readyz
 from actiscope.web.classify import views as classify
 from actiscope.web.dashboard import views as dashboard
@@ -22,7 +23,7 @@ urlpatterns = [
     path("api/v1/", include("actiscope.web.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("login", auth.LoginView.as_view(template_name="actiscope/login.html"), name="login"),
+    path("login", access.LoginView.as_view(), name="login"),
     path("logout", auth.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

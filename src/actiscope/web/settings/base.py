@@ -12,6 +12,8 @@ ACTISCOPE_EXPOSED=1  reachable from other machines (`actiscope serve` sets it fo
                      user (pages) or a token (API), and so do reading and predicting unless
 ACTISCOPE_OPEN_READ=1 (`serve --open`) opens them to everyone (web/access.py has the policy)
 ACTISCOPE_THROTTLE    requests per minute per client for the API (default 600)
+ACTISCOPE_LOGIN_FAILURES (5), _LOCKOUT_S (900)  failed logins per user name (four times as many per
+                     client address) before the login page refuses that user or address for the lockout
 ACTISCOPE_BACKEND    auto (default), torch, onnx or onnx-int8: how served packages run (`serve --backend`)
 ACTISCOPE_INFERENCE_THREADS  threads per inference session (0: the library's default; `actiscope serve` sets
                      cores / workers, so that worker processes do not fight over cores)
@@ -46,6 +48,8 @@ MAX_CLIP_BYTES = int(float(os.environ.get("ACTISCOPE_MAX_CLIP_MB", "50")) * 1024
 VIDEO_LIMITS = VideoLimits.from_env()
 EXPOSED = flag("ACTISCOPE_EXPOSED")
 OPEN_READ = flag("ACTISCOPE_OPEN_READ")
+LOGIN_FAILURES = int(os.environ.get("ACTISCOPE_LOGIN_FAILURES", "5"))
+LOGIN_LOCKOUT_S = int(os.environ.get("ACTISCOPE_LOGIN_LOCKOUT_S", "900"))
 _threads = os.environ.get("ACTISCOPE_INFERENCE_THREADS", "0")
 INFERENCE_THREADS = int(_threads) if _threads.isdigit() else 0
 INFERENCE_BACKEND = os.environ.get("ACTISCOPE_BACKEND") or "auto"
