@@ -95,8 +95,6 @@ def test_the_audit_finds_flipped_har15_labels(tmp_path: Path) -> None:
 def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Three images moved into the wrong class folder: the audit ranks them first, and split and train
     leave out what the reviewed audit.csv marks."""
-    import shutil
-
     import torch
 
     from actiscope.cli import main
@@ -104,14 +102,8 @@ def test_audit_then_exclude_through_the_cli(tmp_path: Path, capsys: pytest.Captu
     from actiscope.engine.fit import split_manifest
     from actiscope.models.registry import create_model
     from actiscope.options import TrainOptions
-    from tests.conftest import write_colour_classes
 
-    data = write_colour_classes(tmp_path / "data", per_class=20, size=32)
-    classes = sorted(p.name for p in data.iterdir())
-    moved = []
-    for image in sorted((data / classes[0]).iterdir())[:3]:
-        moved.append(data / classes[1] / ("moved-" + image.name))
-        shutil.move(image, moved[-1])
+    data, classes, moved = _colours_with_three_moved(tmp_path / "data")
     torch.manual_seed(0)
     weights = tmp_path / "features.pth"  # any fixed network: colours separate on its features
     torch.save(create_model("simple-cnn", len(classes)).state_dict(), weights)
@@ -163,16 +155,7 @@ def test_without_pretrained_weights_a_cnn_per_fold_finds_the_moved_images(
     """`--weights auto` where no weights can be had (offline, nothing imported): a warning says so and the
     quick recipe trains a small CNN from scratch per fold; of three images moved into the wrong class
     folder, most are still ranked first, with their true class suggested."""
-    import shutil
-
-    from tests.conftest import write_colour_classes
-
-    data = write_colour_classes(tmp_path / "data", per_class=20, size=32)
-    classes = sorted(p.name for p in data.iterdir())
-    moved = []
-    for image in sorted((data / classes[0]).iterdir())[:3]:
-        moved.append(data / classes[1] / ("moved-" + image.name))
-        shutil.move(image, moved[-1])
+    data, classes, moved = _colours_with_three_moved(tmp_path / "data")
     with caplog.at_level(logging.WARNING, logger="actiscope"):
         result = audit(data, out=tmp_path / "audit", weights="auto", image_size=32, folds=4)
     assert "audit from scratch, no pretrained weights" in caplog.text
@@ -183,3 +166,18 @@ def test_without_pretrained_weights_a_cnn_per_fold_finds_the_moved_images(
     found = {m.name for m in moved} & top
     assert len(found) >= 2, [(i.file, i.p_given) for i in result.issues[:8]]
     assert all(i.suggested == classes[0] for i in result.issues if Path(i.file).name in found)
+
+
+def _colours_with_three_moved(root: Path) -> tuple[Path, list[str], list[Path]]:
+    """Colour classes of 20 images at 32 px, three of the first class moved into the second's folder."""
+    import shutil
+
+    from tests.conftest import write_colour_classes
+
+    data = write_colour_classes(root, per_class=20, size=32)
+    classes = sorted(p.name for p in data.iterdir())
+    moved = []
+    for image in sorted((data / classes[0]).iterdir())[:3]:
+        moved.append(data / classes[1] / ("moved-" + image.name))
+        shutil.move(image, moved[-1])
+    return data, classes, moved
