@@ -137,7 +137,7 @@ class ActionClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         # A resumed run (--resume, or the fp32 retry from last.ckpt): Lightning's Timer restores the
         # training time up to the checkpoint, and so does the clock of the schedule and of --progressive.
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)  # type: ignore[attr-defined]  # a property mypy misses
         if timer is not None:
             self._clock.start -= timer.time_elapsed("train")
 
@@ -232,7 +232,8 @@ class ActionClassifier(L.LightningModule):
         hp = self.optim
         self._clock = _BudgetClock(self.time_budget_s)  # the fit's clock: schedule, progressive resizing
         # the fit's step count, read once: AskToContinue may change max_epochs later, not the schedule
-        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        attached = self._trainer is not None  # not in a test that builds the optimiser alone
+        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches)) if attached else 1
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
         trained: list[tuple[nn.Module, float]] = [(self.model.head, hp.lr)]
         if hp.mode != "linear":

@@ -36,7 +36,7 @@ EXCLUDE_COLUMN = "exclude"  # the CSV column a reviewer edits; `--exclude FILE` 
 # 0.67 s), one cosine run of SCRATCH_EPOCHS passes over the fold's images and their mirrors, at least
 # SCRATCH_STEPS optimiser steps (a small dataset needs more passes), and at most the fold's share of
 # --time-limit (SCRATCH_MINUTES in all), the schedule following whichever ends first.
-SCRATCH_MODEL, SCRATCH_SIZE, SCRATCH_BATCH, SCRATCH_LR = "shufflenet_v2_x1_0", 64, 64, 3e-3
+SCRATCH_MODEL, SCRATCH_SIZE, SCRATCH_BATCH, SCRATCH_LR = "shufflenet_v2_x1_0", 64, 64, 1e-2
 SCRATCH_EPOCHS, SCRATCH_STEPS, SCRATCH_MINUTES = 8, 40, 10.0
 
 
