@@ -232,8 +232,10 @@ class ActionClassifier(L.LightningModule):
         hp = self.optim
         self._clock = _BudgetClock(self.time_budget_s)  # the fit's clock: schedule, progressive resizing
         # the fit's step count, read once: AskToContinue may change max_epochs later, not the schedule
-        attached = self._trainer is not None  # not in a test that builds the optimiser alone
-        self._total_steps = max(1, int(self.trainer.estimated_stepping_batches)) if attached else 1
+        try:
+            self._total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        except RuntimeError:  # no trainer attached: the optimiser built alone (its groups, in a test)
+            self._total_steps = 1
         backbone_lr = hp.lr * (hp.backbone_lr_mult if hp.mode == "finetune" else 1.0)
         trained: list[tuple[nn.Module, float]] = [(self.model.head, hp.lr)]
         if hp.mode != "linear":
