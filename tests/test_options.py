@@ -15,6 +15,8 @@ from actiscope.options import (
     CLOCK_EPOCHS,
     OPTIMIZERS,
     RECIPES,
+    SCRATCH_BUDGETS,
+    SCRATCH_UNTIMED,
     ConfigError,
     DataOptions,
     ModelOptions,
@@ -24,6 +26,7 @@ from actiscope.options import (
     TrainOptions,
     add_arguments,
     given_options,
+    scratch_budget,
 )
 
 # Written by `TrainConfig.to_yaml()` (actiscope/config.py at d1704f4, before the options were grouped): a
@@ -72,7 +75,7 @@ def test_cli_flags_show_help_defaults_and_choices() -> None:
         actions["--crop-person"].help
     )
     assert str(actions["--image-size"].help).endswith(
-        "(default: the model's own) (recipes: finetune 160, scratch 112, linear 192)"
+        "(default: the model's own) (recipes: finetune 160, scratch 128, linear 192)"
     )
     assert actions["--optimizer"].metavar == "{" + ",".join(OPTIMIZERS) + "}"
     assert actions["--precision"].metavar == "{auto,32,bf16}" and actions["--lr"].metavar is None
@@ -213,7 +216,8 @@ def test_recipe_lines_time_limit_and_scratch_recipe() -> None:
     fallback, line = TrainOptions.recipe("d", model="simple-cnn", scratch_recipe=True)
     assert (
         line
-        == "recipe: scratch from scratch (image-size 112, batch-size 64, epochs 30, lr 0.002, warmup-epochs 1, label-smoothing 0.1)"
+        == "recipe: scratch from scratch (image-size 128, batch-size 64, epochs 30, lr 0.002, warmup-epochs 1, "
+        "label-smoothing 0.1, augment standard, ema 0.998)"
     )
     assert (fallback.optim.warmup_epochs, fallback.model.weights) == (1, "none")
     given = {k: v for k, v in RECIPES["finetune"].items() if k != "mode"}
@@ -221,6 +225,34 @@ def test_recipe_lines_time_limit_and_scratch_recipe() -> None:
     assert line == "recipe: finetune from imagenet weights (all options given)"
     with pytest.raises(ConfigError, match="--optimizer 'lion'"):
         TrainOptions.recipe("d", weights="imagenet", optimizer="lion")
+
+
+def test_scratch_recipe_follows_the_budget() -> None:
+    asked, line = TrainOptions.recipe("d", weights="none", time_limit=10.0)
+    assert asked.model.architecture == RECIPES["scratch"]["model"] and asked.model.weights == "none"
+    assert line.startswith(
+        f"recipe: scratch from scratch (model {RECIPES['scratch']['model']}, image-size 128"
+    )
+    short, long = asked.flat(), TrainOptions.recipe("d", weights="none", time_limit=30.0)[0].flat()
+    assert (short["augment"], short["ema"], long["augment"], long["ema"]) == (
+        "light",
+        0.99,
+        "standard",
+        0.998,
+    )
+    assert short["epochs"] == long["epochs"] == CLOCK_EPOCHS  # the clock ends both
+    untimed = TrainOptions.recipe("d", weights="none")[0].flat()
+    assert (untimed["augment"], untimed["ema"]) == tuple(scratch_budget(SCRATCH_UNTIMED).values())
+    assert untimed["epochs"] == RECIPES["scratch"]["epochs"]
+    # every tier is reachable, in order, and the bounds are within budgets
+    assert [scratch_budget(bound) for bound, _ in SCRATCH_BUDGETS[:-1]] == [
+        v for _, v in SCRATCH_BUDGETS[:-1]
+    ]
+    assert scratch_budget(1e6) == SCRATCH_BUDGETS[-1][1]
+    mine, line = TrainOptions.recipe("d", weights="none", time_limit=10.0, augment="strong", ema=0.0)
+    assert (
+        (mine.data.augment, mine.optim.ema) == ("strong", 0.0) and "augment" not in line and "ema" not in line
+    )
 
 
 def test_config_yaml_is_nested_and_round_trips(tmp_path: Path) -> None:

@@ -63,10 +63,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "augment": "light",
         "weight_decay": 0.01,
     },
-    # from scratch (bench/bench_recipe.py, resnet18 at 112 px): what `--weights auto` falls back to
+    # from scratch (`--weights none`, and what `--weights auto` falls back to): bench/bench_scratch.py,
+    # with what scales with the budget in SCRATCH_BUDGETS
     "scratch": {
         "mode": "scratch",
-        "image_size": 112,
+        "model": "shufflenet_v2_x1_0",
+        "image_size": 128,
         "batch_size": 64,
         "epochs": 30,
         "lr": 2e-3,
@@ -86,6 +88,21 @@ RECIPES: dict[str, dict[str, Any]] = {
         "weight_decay": 0.05,
     },
 }
+
+# From scratch, what scales with the budget (--time-limit, in minutes; a run without one is planned as
+# SCRATCH_UNTIMED): a short run that still underfits wants light augmentation and a short average, a long
+# one stronger augmentation and a longer average. The first tier whose bound the budget is within.
+SCRATCH_UNTIMED = 30.0
+SCRATCH_BUDGETS: tuple[tuple[float, dict[str, Any]], ...] = (
+    (20.0, {"augment": "light", "ema": 0.99}),
+    (float("inf"), {"augment": "standard", "ema": 0.998}),
+)
+
+
+def scratch_budget(minutes: float | None) -> dict[str, Any]:
+    """The from-scratch recipe's options that follow the budget, for `minutes` (None: untimed)."""
+    budget = minutes or SCRATCH_UNTIMED
+    return next(values for bound, values in SCRATCH_BUDGETS if budget <= bound)
 
 
 def _flag(key: str) -> str:
@@ -406,13 +423,16 @@ class TrainOptions:
     @classmethod
     def recipe(cls, data: str, *, scratch_recipe: bool = False, **given: Any) -> tuple[TrainOptions, str]:
         """The options for what the user gave (flat keys), every other one from the recipe that fits it:
-        with pretrained weights the fine-tuning (or linear) recipe, else the defaults (or, with
-        `scratch_recipe`, the from-scratch recipe). Returns them and one line that says what the recipe set."""
+        with pretrained weights the fine-tuning (or linear) recipe; from scratch asked for (`--weights
+        none`) or fallen back to (`scratch_recipe`: `--weights auto` found none), the from-scratch recipe;
+        with no weights given at all, the plain defaults (the quick simple-cnn baseline). Returns them and
+        one line that says what the recipe set."""
         weights = given.get("weights") or "none"
         mode = given.get("mode") or ("finetune" if weights != "none" else "scratch")
-        if mode == "scratch" and not scratch_recipe:
+        if mode == "scratch" and not (scratch_recipe or given.get("weights") == "none"):
             return cls.from_flat(data=data, **given), ""
-        chosen = {k: v for k, v in RECIPES[mode].items() if k not in given}
+        recipe = RECIPES[mode] | (scratch_budget(given.get("time_limit")) if mode == "scratch" else {})
+        chosen = {k: v for k, v in recipe.items() if k not in given}
         if given.get("time_limit") and mode != "linear" and "epochs" in chosen:
             chosen["epochs"] = CLOCK_EPOCHS  # the budget ends the run; the schedule follows the clock
         options = cls.from_flat(**{"data": data, "mode": mode, **chosen, **given})

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from actiscope.engine.callbacks import AskToContinue, RNGState
+from actiscope.engine.callbacks import AskToContinue, RNGState, warmed_ema
 
 
 class FakeTTY(io.StringIO):
@@ -54,3 +54,18 @@ def test_rng_state_roundtrip() -> None:
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     callback.load_state_dict(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_the_moving_average_warms_up_then_keeps_its_decay() -> None:
+    """--ema: early updates weigh the new weights heavily (a short run's average leaves the random start),
+    later ones keep the decay asked for."""
+    average = warmed_ema(0.998)
+    kept, new = torch.zeros(3), torch.ones(3)
+    after_one = average(kept, new, torch.tensor(1))
+    assert torch.allclose(after_one, torch.full((3,), 1 - 2 / 11))  # kept 2/11 of the old average
+    late = average(kept, new, torch.tensor(10_000))
+    assert torch.allclose(late, torch.full((3,), 1 - 0.998))
+    steps = kept
+    for n in range(1, 300):  # 300 updates from 0 towards 1: a fixed 0.998 would be at 1 - 0.998**299 = 0.45
+        steps = average(steps, new, torch.tensor(n))
+    assert steps.min() > 0.9

@@ -20,34 +20,10 @@ from actiscope.engine.fit import _module, _warm_up_head, train
 from actiscope.engine.module import ActionClassifier
 from actiscope.models.store import sha256_file
 from actiscope.models.weights import load_weights
-from actiscope.options import RECIPES, ModelOptions, OptimOptions, TrainOptions
+from actiscope.options import ModelOptions, OptimOptions, TrainOptions
 from tests.conftest import SHARED_DATA
 
 WEIGHTS = SHARED_DATA / "weights" / "mobilenet_v2-imagenet.safetensors"
-
-
-def test_pretrained_weights_bring_the_finetune_recipe() -> None:
-    config, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet")
-    assert config.optim.mode == "finetune" and line.startswith("recipe: finetune from imagenet weights (")
-    for key, value in RECIPES["finetune"].items():
-        assert config.flat()[key] == value
-    given, line = TrainOptions.recipe(
-        "data", model="mobilenet_v2", weights="imagenet", lr=1e-4, image_size=224
-    )
-    assert (given.optim.lr, given.model.image_size, given.optim.head_epochs) == (
-        1e-4,
-        224,
-        RECIPES["finetune"]["head_epochs"],
-    )
-    assert (
-        "lr" not in line.replace("backbone-lr", "") and "image-size" not in line
-    )  # what the user gave is not the recipe's
-    linear, line = TrainOptions.recipe("data", model="mobilenet_v2", weights="imagenet", mode="linear")
-    assert (
-        linear.optim.mode == "linear" and linear.optim.views == RECIPES["linear"]["views"] and "views" in line
-    )
-    scratch, line = TrainOptions.recipe("data", model="mobilenet_v2")
-    assert scratch == TrainOptions.from_flat(data="data", model="mobilenet_v2") and line == ""
 
 
 def test_the_cli_prints_the_recipe(

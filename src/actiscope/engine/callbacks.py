@@ -187,6 +187,18 @@ class SaveOnInterrupt(L.Callback):
             log.info("interrupted: saved %s", self.path)
 
 
+def warmed_ema(decay: float) -> Any:
+    """AveragedModel's avg_fn for an exponential average whose decay warms up: min(decay, (1 + n) / (10 + n))
+    after n updates (timm's ModelEmaV3 warm-up)."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        n = float(updates)
+        kept = min(decay, (1 + n) / (10 + n))
+        return averaged * kept + current * (1 - kept)
+
+    return average
+
+
 class MovingAverage(EMAWeightAveraging):
     """--ema: Lightning's EMAWeightAveraging (validation on the average; checkpoints hold it, with the
     current weights beside it for a resumed run), with two fixes for how runs here use it:
@@ -194,10 +206,14 @@ class MovingAverage(EMAWeightAveraging):
       keeps the average it holds, where Lightning would load the current weights kept beside it;
     - an interrupt during validation, while the average is swapped in, swaps back before SaveOnInterrupt
       (after this in the callback list) writes last.ckpt, so a resumed run goes on from the right weights.
+    - the decay warms up as timm's ModelEmaV3 does, min(decay, (1 + n) / (10 + n)) after n updates:
+      Lightning's is fixed, so a short run's average (0.998 over a few hundred steps) would stay near the
+      random initial weights.
     """
 
     def __init__(self, decay: float) -> None:
         super().__init__(decay=decay)
+        self._kwargs["avg_fn"] = warmed_ema(decay)
         self.swapped = False
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
