@@ -75,7 +75,7 @@ def test_cli_flags_show_help_defaults_and_choices() -> None:
         actions["--crop-person"].help
     )
     assert str(actions["--image-size"].help).endswith(
-        "(default: the model's own) (recipes: finetune 160, scratch 128, linear 192)"
+        "(default: the model's own) (recipes: finetune 160, scratch 112, linear 192)"
     )
     assert actions["--optimizer"].metavar == "{" + ",".join(OPTIMIZERS) + "}"
     assert actions["--precision"].metavar == "{auto,32,bf16}" and actions["--lr"].metavar is None
@@ -216,7 +216,7 @@ def test_recipe_lines_time_limit_and_scratch_recipe() -> None:
     fallback, line = TrainOptions.recipe("d", model="simple-cnn", scratch_recipe=True)
     assert (
         line
-        == "recipe: scratch from scratch (image-size 128, batch-size 64, epochs 30, lr 0.002, warmup-epochs 1, "
+        == "recipe: scratch from scratch (image-size 112, batch-size 64, epochs 30, lr 0.002, warmup-epochs 1, "
         "label-smoothing 0.1, augment standard, ema 0.998)"
     )
     assert (fallback.optim.warmup_epochs, fallback.model.weights) == (1, "none")
@@ -231,7 +231,7 @@ def test_scratch_recipe_follows_the_budget() -> None:
     asked, line = TrainOptions.recipe("d", weights="none", time_limit=10.0)
     assert asked.model.architecture == RECIPES["scratch"]["model"] and asked.model.weights == "none"
     assert line.startswith(
-        f"recipe: scratch from scratch (model {RECIPES['scratch']['model']}, image-size 128"
+        f"recipe: scratch from scratch (model {RECIPES['scratch']['model']}, image-size 112"
     )
     short, long = asked.flat(), TrainOptions.recipe("d", weights="none", time_limit=30.0)[0].flat()
     assert (short["augment"], short["ema"], long["augment"], long["ema"]) == (

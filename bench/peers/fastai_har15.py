@@ -1,6 +1,6 @@
 """fastai peer: vision_learner(resnet18, pretrained=False) + fit_one_cycle on actiscope's split.
 
-Same image size (112, squished like actiscope), batch size and time budget as bench/bench_recipe.py.
+Images squished to --size like actiscope's; split and time budget as bench/bench_scratch.py gives them.
 fastai decodes and augments every epoch (its usual pipeline); a callback stops it at the budget.
 """
 

@@ -67,8 +67,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # with what scales with the budget in SCRATCH_BUDGETS
     "scratch": {
         "mode": "scratch",
-        "model": "shufflenet_v2_x1_0",
-        "image_size": 128,
+        "model": "resnet18",
+        "image_size": 112,
         "batch_size": 64,
         "epochs": 30,
         "lr": 2e-3,
@@ -165,7 +165,10 @@ class DataOptions:
             "list of paths"
         },
     )
-    augment: Augment = field(default="standard", metadata={"help": "training augmentation strength"})
+    augment: Augment = field(
+        default="standard",
+        metadata={"help": "training augmentation strength (from scratch: set by the budget)"},
+    )
     balance: Balance = field(
         default="none",
         metadata={
@@ -267,7 +270,7 @@ class OptimOptions:
         default=0.0,
         metadata={
             "help": "decay per step of an exponential moving average of the weights (e.g. 0.998; 0: off): "
-            "validation, the best checkpoint and the package use the average"
+            "validation, the best checkpoint and the package use the average; from scratch: set by the budget"
         },
     )
     mixup: float = field(default=0.0, metadata={"help": "images: MixUp alpha (0: off)"})
