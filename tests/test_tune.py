@@ -109,7 +109,12 @@ def test_best_yaml_is_the_best_trial_on_the_whole_split_and_train_takes_it(
     assert best.data.split == str(directory.split.resolve()) and best.output.name is None
     assert best.optim.lr == pytest.approx(result.best.params["lr"])
     assert main(["train", "--config", str(directory.best_config), "--print-config"]) == 0
-    assert capsys.readouterr().out == directory.best_config.read_text(encoding="utf-8")
+    printed = capsys.readouterr().out  # a config from scratch is the scratch recipe with every option given
+    assert (
+        printed
+        == "# recipe: scratch from scratch (all options given)\n"
+        + directory.best_config.read_text(encoding="utf-8")
+    )
 
 
 @pytest.mark.django_db

@@ -188,6 +188,9 @@ def test_weights_auto_says_why_it_trains_from_scratch(
     err = capsys.readouterr().err
     assert code == 0
     assert "training from scratch: simple-cnn has no published pretrained weights" in err
-    assert "recipe: scratch from scratch (lr 0.002, warmup-epochs 1, label-smoothing 0.1)" in err
+    assert (
+        "recipe: scratch from scratch (lr 0.002, warmup-epochs 1, label-smoothing 0.1, augment standard, ema 0.998)"
+        in err
+    )
     meta = json.loads((tmp_path / "r" / "model" / "model.json").read_text())
     assert meta["weights"]["source"] == "none"
