@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from actiscope.engine.fit import resume_config, run_name, train
+from actiscope.engine.fit import fit_progressive, resume_config, run_name, train
 from actiscope.errors import ActiscopeError
 from actiscope.models.registry import create_model
 from actiscope.options import ConfigError, ModelOptions, OptimOptions, TrainOptions
@@ -289,6 +289,26 @@ def test_progressive_is_refused_for_a_network_of_one_input_size(colour_data: Pat
     with pytest.raises(ConfigError, match="timm/vit_tiny_patch16_224 does not take 32 px inputs"):
         train(config)
     assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="convlstm is a model for clips: drop --progressive"):
+        fit_progressive(TrainOptions.from_flat(data="d", model="convlstm", progressive=0.5))
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [("timm/vit_tiny_patch16_224", "does not take 48 px inputs"), ("cnn-lstm", "is a model for clips")],
+)
+def test_the_recipes_progressive_resizing_yields_where_the_network_cannot_take_it(
+    model: str, why: str, tmp_path: Path
+) -> None:
+    """The from-scratch recipe resizes progressively; for a ViT or a clip model it drops that, says
+    so, and --print-config shows what train will run. Where the network takes it, it stays."""
+    from actiscope import api
+
+    options, notes = api.train_options(tmp_path, model=model, weights="none", time_limit=30.0)
+    assert options.optim.progressive == 0.0 and "progressive 0.5" in notes[-2]
+    assert notes[-1].startswith(f"recipe: no progressive resizing ({model} {why}")
+    kept, _ = api.train_options(tmp_path, model="simple-cnn", weights="none", time_limit=30.0)
+    assert kept.optim.progressive == 0.5 and fit_progressive(kept) == (kept, None)
 
 
 def test_ema_interrupted_in_validation_saves_the_current_weights_for_the_resume(

@@ -189,8 +189,8 @@ def test_weights_auto_says_why_it_trains_from_scratch(
     assert code == 0
     assert "training from scratch: simple-cnn has no published pretrained weights" in err
     assert (
-        "recipe: scratch from scratch (lr 0.002, warmup-epochs 1, label-smoothing 0.1, augment standard, ema 0.998)"
-        in err
+        "recipe: scratch from scratch (lr 0.002, warmup-epochs 1, label-smoothing 0.1, progressive 0.5, "
+        "augment standard, ema 0.998)" in err
     )
     meta = json.loads((tmp_path / "r" / "model" / "model.json").read_text())
     assert meta["weights"]["source"] == "none"

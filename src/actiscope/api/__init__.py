@@ -98,7 +98,13 @@ def resolve_options(
         if why:
             notes.append(f"training from scratch: {why}")
     options, recipe = TrainOptions.recipe(str(path), scratch_recipe=bool(notes), **chosen)
-    return options, [*notes, *([recipe] if recipe else [])]
+    notes += [recipe] if recipe else []
+    if "progressive" in options.from_recipe:  # what --print-config shows is what train runs
+        from actiscope.engine.fit import fit_progressive  # builds the network: only when the recipe resizes
+
+        options, dropped = fit_progressive(options)
+        notes += [dropped] if dropped else []
+    return options, notes
 
 
 # -- train ---------------------------------------------------------------------------------------------

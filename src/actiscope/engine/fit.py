@@ -43,7 +43,7 @@ from actiscope.engine.tracking import experiment_loggers
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
 from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
-from actiscope.models.registry import example_input, get_entry
+from actiscope.models.registry import create_model, example_input, get_entry
 from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict, weights_provenance
 from actiscope.options import ConfigError, TrainOptions
 from actiscope.package import save_package
@@ -134,14 +134,11 @@ def train(
             f"{options.data.path} holds {manifest.kind}s and {options.model.architecture} is a model for {entry.kind}s; "
             f"choose one from `actiscope models --kind {manifest.kind}`"
         )
-    if options.optim.progressive and entry.kind != "image":
-        raise ConfigError(f"--progressive resizes images; {options.model.architecture} is a model for clips")
-    for line in announce:
+    options, dropped = fit_progressive(options)
+    for line in [*announce, *([dropped] if dropped else [])]:
         log.info(line)
     L.seed_everything(options.trainer.seed, workers=True, verbose=False)  # before the model's initialisation
     module = _module(options, manifest, data_config.image_size, data_config.frames)
-    if options.optim.progressive:
-        _check_progressive(module, data_config.image_size)
     if resume is None:
         module.weights_provenance = weights_provenance(load_weights(module.model, options.model.weights))
     if run is None:
@@ -180,21 +177,33 @@ def _module(
     )
 
 
-def _check_progressive(module: ActionClassifier, image_size: int) -> None:
-    """--progressive needs a network that takes smaller inputs than its own size (a ViT, say, does not):
-    one forward pass at the smallest size the schedule uses, before anything is written."""
-    smallest = progressive_size(image_size, module.optim.progressive, 0.0)
-    try:
-        with torch.no_grad():
-            module.model.eval()(torch.zeros(1, 3, smallest, smallest))
-    except (RuntimeError, AssertionError, ValueError) as exc:
-        raise ConfigError(
-            f"--progressive {module.optim.progressive}: {module.hparams['model']['architecture']} does not "
-            f"take {smallest} px inputs ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-            "drop --progressive"
-        ) from None
-    finally:
-        module.model.train()
+def fit_progressive(options: TrainOptions) -> tuple[TrainOptions, str | None]:
+    """`options` with --progressive checked against the network: it needs images and a network that takes
+    smaller inputs than its own size (a ViT, say, does not; one forward pass at the smallest size the
+    schedule uses tells). Where it cannot, a recipe's progressive resizing is dropped (returned with the
+    line that says so) and a user's own is one ConfigError, before anything is written."""
+    start, name = options.optim.progressive, options.model.architecture
+    if not start:
+        return options, None
+    entry = get_entry(name)
+    why = None
+    if entry.kind != "image":
+        why = f"{name} is a model for clips"
+    else:
+        size = options.model.image_size or entry.data_config.image_size
+        smallest = progressive_size(size, start, 0.0)
+        network = create_model(name, 2, image_size=size)
+        try:
+            with torch.no_grad():
+                network.eval()(torch.zeros(1, 3, smallest, smallest))
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            why = f"{name} does not take {smallest} px inputs ({detail})"
+    if why is None:
+        return options, None
+    if "progressive" not in options.from_recipe:
+        raise ConfigError(f"--progressive {start} resizes training images, and {why}: drop --progressive")
+    return options.override(progressive=0.0), f"recipe: no progressive resizing ({why})"
 
 
 def _fit(
