@@ -281,13 +281,19 @@ def test_ema_validates_checkpoints_and_packages_the_average_and_resumes(
 
 
 def test_progressive_is_refused_for_a_network_of_one_input_size(colour_data: Path, tmp_path: Path) -> None:
-    """A ViT takes only the size it was built for: --progressive is one line before any run is written."""
+    """A ViT takes only the size it was built for: --progressive (or another --image-size) is one line
+    before any run is written; so is --progressive for a clip model."""
     options = {**TINY, "model": "timm/vit_tiny_patch16_224", "image_size": 64}
     config = TrainOptions.from_flat(
         data=str(colour_data), progressive=0.5, out=str(tmp_path / "runs"), **options
     )
     with pytest.raises(ConfigError, match="timm/vit_tiny_patch16_224 does not take 32 px inputs"):
         train(config)
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(
+        ConfigError, match=r"--image-size 64: .* does not take 64 px .*; give --image-size 224"
+    ):
+        train(config.override(progressive=0.0))  # nor any size but its own
     assert not (tmp_path / "runs").exists()
     with pytest.raises(ConfigError, match="convlstm is a model for clips: drop --progressive"):
         fit_progressive(TrainOptions.from_flat(data="d", model="convlstm", progressive=0.5))

@@ -43,7 +43,7 @@ from actiscope.engine.tracking import experiment_loggers
 from actiscope.errors import ActiscopeError, DataError
 from actiscope.files import atomic_write_text
 from actiscope.hardware import PrecisionChoice, choose_precision, default_probe_cache
-from actiscope.models.registry import create_model, example_input, get_entry
+from actiscope.models.registry import ActionModel, create_model, example_input, get_entry
 from actiscope.models.weights import HUB_NAMES, load_weights, read_state_dict, weights_provenance
 from actiscope.options import ConfigError, TrainOptions
 from actiscope.package import save_package
@@ -139,6 +139,10 @@ def train(
         log.info(line)
     L.seed_everything(options.trainer.seed, workers=True, verbose=False)  # before the model's initialisation
     module = _module(options, manifest, data_config.image_size, data_config.frames)
+    if entry.kind == "image" and (why := _input_refusal(module.model, data_config.image_size)):
+        raise ConfigError(
+            f"--image-size {data_config.image_size}: {why}; give --image-size {entry.data_config.image_size}"
+        )
     if resume is None:
         module.weights_provenance = weights_provenance(load_weights(module.model, options.model.weights))
     if run is None:
@@ -192,18 +196,26 @@ def fit_progressive(options: TrainOptions) -> tuple[TrainOptions, str | None]:
     else:
         size = options.model.image_size or entry.data_config.image_size
         smallest = progressive_size(size, start, 0.0)
-        network = create_model(name, 2, image_size=size)
-        try:
-            with torch.no_grad():
-                network.eval()(torch.zeros(1, 3, smallest, smallest))
-        except (RuntimeError, AssertionError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            why = f"{name} does not take {smallest} px inputs ({detail})"
+        why = _input_refusal(create_model(name, 2, image_size=size), smallest)
     if why is None:
         return options, None
     if "progressive" not in options.from_recipe:
         raise ConfigError(f"--progressive {start} resizes training images, and {why}: drop --progressive")
     return options.override(progressive=0.0), f"recipe: no progressive resizing ({why})"
+
+
+def _input_refusal(network: ActionModel, size: int) -> str | None:
+    """Why the image `network` cannot take `size` px inputs (a ViT takes only the size it was built for),
+    from one forward pass; None where it can."""
+    try:
+        with torch.no_grad():
+            network.eval()(torch.zeros(1, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"{network.architecture} does not take {size} px inputs ({detail})"
+    finally:
+        network.train()
+    return None
 
 
 def _fit(
