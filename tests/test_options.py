@@ -75,7 +75,7 @@ def test_cli_flags_show_help_defaults_and_choices() -> None:
         actions["--crop-person"].help
     )
     assert str(actions["--image-size"].help).endswith(
-        "(default: the model's own) (recipes: finetune 160, scratch 112, linear 192)"
+        "(default: the model's own) (recipes: finetune 224, scratch 112, linear 224)"
     )
     assert actions["--optimizer"].metavar == "{" + ",".join(OPTIMIZERS) + "}"
     assert actions["--precision"].metavar == "{auto,32,bf16}" and actions["--lr"].metavar is None
@@ -188,11 +188,11 @@ def test_pretrained_weights_bring_the_finetune_recipe() -> None:
     for key, value in RECIPES["finetune"].items():
         assert flat[key] == value
     given, line = TrainOptions.recipe(
-        "data", model="mobilenet_v2", weights="imagenet", lr=1e-4, image_size=224
+        "data", model="mobilenet_v2", weights="imagenet", lr=1e-4, image_size=192
     )
     assert (given.optim.lr, given.model.image_size, given.optim.head_epochs) == (
         1e-4,
-        224,
+        192,
         RECIPES["finetune"]["head_epochs"],
     )
     assert "lr" not in line.replace("backbone-lr", "") and "image-size" not in line  # the user's own

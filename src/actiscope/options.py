@@ -52,7 +52,9 @@ CLOCK_EPOCHS = 1000  # the epoch bound of a recipe under --time-limit: the clock
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {
         "mode": "finetune",
-        "image_size": 160,
+        # the ImageNet size: 73.1% at 10 minutes against 68.9% at 160 px, in fewer epochs (51 images/s
+        # against 70): the pretrained features are better at the size they were trained at
+        "image_size": 224,
         "epochs": 10,
         "batch_size": 32,
         "lr": 3e-3,
@@ -80,7 +82,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "linear": {
         "mode": "linear",
-        "image_size": 192,
+        "image_size": 224,  # 66.2% in 1.9 minutes end to end against 63.9% at 192 px in 1.8
         "views": 1,
         "epochs": 30,
         "batch_size": 128,
